@@ -1,0 +1,385 @@
+"""Assignment ``mlp_backprop``: a character-level MLP language model, backpropagated by hand.
+
+The model is the one of the makemore lectures: an embedding table, a linear layer, batch
+normalisation, tanh, a second linear layer and cross-entropy, with the loss written out step by
+step so that every intermediate has a name and a gradient. ``forward`` below is the only copy of
+the forward pass: the notebook shows and calls it, and the grader runs it to make its references.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import textwrap
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+from torch import Tensor
+
+from ..data import ITOS, STOI, splits
+from ..spec import Assignment, Case, Item, Sample
+
+VOCAB_SIZE = len(STOI)  # 27: '.' and a-z
+PARAM_NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
+BN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Config:
+    """Model and batch sizes. They all differ from each other, so a transposed matrix cannot pass."""
+
+    block_size: int = 3   # characters of context
+    n_embd: int = 10      # embedding dimension
+    n_hidden: int = 64    # hidden units
+    batch_size: int = 32
+
+
+NOTEBOOK_CONFIG = Config()
+NOTEBOOK_SEED = 2147483647
+
+
+def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
+    """Small, non-zero random parameters (no zero biases, no unit gains) so no mistake hides behind them."""
+    fan_in = cfg.n_embd * cfg.block_size
+    params = {
+        "C": torch.randn((VOCAB_SIZE, cfg.n_embd), generator=g),                            # (27, n_embd)
+        "W1": torch.randn((fan_in, cfg.n_hidden), generator=g) * (5 / 3) / fan_in**0.5,     # (fan_in, n_hidden)
+        "b1": torch.randn(cfg.n_hidden, generator=g) * 0.1,                                 # (n_hidden,)
+        "bngain": torch.randn((1, cfg.n_hidden), generator=g) * 0.1 + 1.0,                  # (1, n_hidden)
+        "bnbias": torch.randn((1, cfg.n_hidden), generator=g) * 0.1,                        # (1, n_hidden)
+        "W2": torch.randn((cfg.n_hidden, VOCAB_SIZE), generator=g) * 0.1,                   # (n_hidden, 27)
+        "b2": torch.randn(VOCAB_SIZE, generator=g) * 0.1,                                   # (27,)
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    return params
+
+
+def sample_batch(cfg: Config, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A random minibatch of training examples: ``Xb (batch, block_size)``, ``Yb (batch,)``."""
+    X, Y = splits(cfg.block_size)["train"]
+    ix = torch.randint(0, X.shape[0], (cfg.batch_size,), generator=g)
+    return X[ix], Y[ix]
+
+
+def setup(cfg: Config = NOTEBOOK_CONFIG, seed: int = NOTEBOOK_SEED) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """Parameters and one batch, from one seed: the notebook and the grader's cases both start here."""
+    g = torch.Generator().manual_seed(seed)
+    params = init_params(cfg, g)
+    Xb, Yb = sample_batch(cfg, g)
+    return params, Xb, Yb
+
+
+@dataclass
+class Forward:
+    """Every named step of the forward pass. Shapes: n = batch size, H = n_hidden, V = 27."""
+
+    Xb: Tensor           # (n, block_size) int64
+    Yb: Tensor           # (n,) int64
+    emb: Tensor          # (n, block_size, n_embd)
+    embcat: Tensor       # (n, block_size * n_embd)
+    hprebn: Tensor       # (n, H)
+    bnmeani: Tensor      # (1, H)
+    bndiff: Tensor       # (n, H)
+    bndiff2: Tensor      # (n, H)
+    bnvar: Tensor        # (1, H)
+    bnvar_inv: Tensor    # (1, H)
+    bnraw: Tensor        # (n, H)
+    hpreact: Tensor      # (n, H)
+    h: Tensor            # (n, H)
+    logits: Tensor       # (n, V)
+    logit_maxes: Tensor  # (n, 1)
+    norm_logits: Tensor  # (n, V)
+    counts: Tensor       # (n, V)
+    counts_sum: Tensor   # (n, 1)
+    counts_sum_inv: Tensor  # (n, 1)
+    probs: Tensor        # (n, V)
+    logprobs: Tensor     # (n, V)
+    loss: Tensor         # ()
+
+    def intermediates(self) -> dict[str, Tensor]:
+        """The float tensors computed from the parameters (everything but the data)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("Xb", "Yb")}
+
+
+def forward(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> Forward:
+    C, W1, b1 = params["C"], params["W1"], params["b1"]
+    bngain, bnbias = params["bngain"], params["bnbias"]
+    W2, b2 = params["W2"], params["b2"]
+    n = Xb.shape[0]  # batch size
+
+    # embed the characters and concatenate the context
+    emb = C[Xb]                                          # (n, block_size, n_embd)
+    embcat = emb.view(n, -1)                             # (n, block_size * n_embd)
+    # linear layer 1
+    hprebn = embcat @ W1 + b1                            # (n, H)
+    # batch normalisation, one step at a time
+    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)        # (1, H)  batch mean
+    bndiff = hprebn - bnmeani                            # (n, H)
+    bndiff2 = bndiff**2                                  # (n, H)
+    bnvar = 1 / (n - 1) * bndiff2.sum(0, keepdim=True)   # (1, H)  unbiased: divides by n-1 (Bessel)
+    bnvar_inv = (bnvar + BN_EPS) ** -0.5                 # (1, H)
+    bnraw = bndiff * bnvar_inv                           # (n, H)  normalised
+    hpreact = bngain * bnraw + bnbias                    # (n, H)  scaled and shifted
+    # non-linearity
+    h = torch.tanh(hpreact)                              # (n, H)
+    # linear layer 2
+    logits = h @ W2 + b2                                 # (n, V)
+    # cross-entropy loss, written out (the same as F.cross_entropy(logits, Yb))
+    logit_maxes = logits.max(1, keepdim=True).values     # (n, 1)  subtracted for numerical safety
+    norm_logits = logits - logit_maxes                   # (n, V)
+    counts = norm_logits.exp()                           # (n, V)
+    counts_sum = counts.sum(1, keepdim=True)             # (n, 1)
+    counts_sum_inv = counts_sum**-1                      # (n, 1)
+    probs = counts * counts_sum_inv                      # (n, V)  softmax
+    logprobs = probs.log()                               # (n, V)
+    loss = -logprobs[torch.arange(n), Yb].mean()         # ()      mean negative log-likelihood
+
+    return Forward(Xb, Yb, emb, embcat, hprebn, bnmeani, bndiff, bndiff2, bnvar, bnvar_inv, bnraw,
+                   hpreact, h, logits, logit_maxes, norm_logits, counts, counts_sum, counts_sum_inv,
+                   probs, logprobs, loss)
+
+
+def forward_with_grads(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> Forward:
+    """Run ``forward`` and ``loss.backward()``, keeping ``.grad`` on every intermediate too."""
+    for p in params.values():
+        p.grad = None
+    f = forward(params, Xb, Yb)
+    for t in f.intermediates().values():
+        t.retain_grad()
+    f.loss.backward()
+    return f
+
+
+def autograd_reference(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> tuple[Forward, dict[str, Tensor]]:
+    """The grader's reference: autograd's gradient of every intermediate and parameter, ``d`` + name."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    f = forward_with_grads(leaves, Xb, Yb)
+    grads = {f"d{k}": t.grad.detach() for k, t in f.intermediates().items() if k != "loss"}
+    grads.update({f"d{k}": p.grad.detach() for k, p in leaves.items()})
+    detached = Forward(**{k: v.detach() for k, v in vars(f).items()})
+    return detached, grads
+
+
+def make_case(label: str, cfg: Config, seed: int) -> Case:
+    params, Xb, Yb = setup(cfg, seed)
+    f, grads = autograd_reference(params, Xb, Yb)
+    plain_params = {k: v.detach() for k, v in params.items()}
+    values: dict[str, object] = {**vars(f), **plain_params, "f": f, "params": plain_params}
+    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size,))
+
+
+def make_cases() -> list[Case]:
+    """The notebook's own batch first (its rows match what students see), then two hidden ones
+    with other seeds and other sizes."""
+    return [
+        make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED),
+        make_case("seed 1 (n=20, H=48, E=8)", Config(block_size=3, n_embd=8, n_hidden=48, batch_size=20), 1),
+        make_case("seed 2 (n=45, H=40, E=12, block 4)", Config(block_size=4, n_embd=12, n_hidden=40, batch_size=45), 2),
+    ]
+
+
+# ---------------------------------------------------------------- after training: evaluation and sampling
+
+
+@torch.no_grad()
+def batchnorm_statistics(params: dict[str, Tensor], X: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and (unbiased) variance of the pre-activations over a whole split, for inference."""
+    emb = params["C"][X]                                      # (N, block_size, n_embd)
+    hprebn = emb.view(X.shape[0], -1) @ params["W1"] + params["b1"]  # (N, H)
+    return hprebn.mean(0, keepdim=True), hprebn.var(0, keepdim=True, unbiased=True)
+
+
+@torch.no_grad()
+def inference_logits(params: dict[str, Tensor], bn_stats: tuple[Tensor, Tensor], X: Tensor) -> Tensor:
+    """Logits ``(N, 27)`` with batchnorm using fixed statistics, so a single example works."""
+    mean, var = bn_stats
+    emb = params["C"][X]                                      # (N, block_size, n_embd)
+    hprebn = emb.view(X.shape[0], -1) @ params["W1"] + params["b1"]  # (N, H)
+    hpreact = params["bngain"] * (hprebn - mean) * (var + BN_EPS) ** -0.5 + params["bnbias"]
+    return torch.tanh(hpreact) @ params["W2"] + params["b2"]  # (N, 27)
+
+
+@torch.no_grad()
+def split_loss(params: dict[str, Tensor], bn_stats: tuple[Tensor, Tensor], split: str, block_size: int) -> float:
+    X, Y = splits(block_size)[split]
+    return float(torch.nn.functional.cross_entropy(inference_logits(params, bn_stats, X), Y))
+
+
+@torch.no_grad()
+def sample_names(params: dict[str, Tensor], bn_stats: tuple[Tensor, Tensor], block_size: int,
+                 count: int, seed: int = 0) -> list[str]:
+    """Draw ``count`` names from the model, one character at a time."""
+    g = torch.Generator().manual_seed(seed)
+    names: list[str] = []
+    for _ in range(count):
+        context = [STOI["."]] * block_size
+        out: list[str] = []
+        while len(out) < 30:
+            probs = torch.softmax(inference_logits(params, bn_stats, torch.tensor([context])), dim=1)
+            ix = int(torch.multinomial(probs, 1, generator=g))
+            if ix == STOI["."]:
+                break
+            out.append(ITOS[ix])
+            context = context[1:] + [ix]
+        names.append("".join(out))
+    return names
+
+
+def show_source(obj: object) -> object:
+    """Display the source of a kit function in the notebook, highlighted."""
+    from IPython.display import Code
+
+    return Code(textwrap.dedent(inspect.getsource(obj)), language="python")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- graded items
+
+_TWO_PATHS = "{x} is used in two places, so its gradient is the sum of the contributions from both."
+
+ITEMS: tuple[Item, ...] = (
+    # exercise 1: every intermediate, in backward order. Each function gets the true gradient of
+    # every consumer, so a mistake costs one item only.
+    Item("dlogprobs", "backward_logprobs", ("logprobs", "Yb"), 1, 1,
+         hint="only the n entries picked out by Yb reach the loss, each through a mean over n."),
+    Item("dprobs", "backward_probs", ("probs", "dlogprobs"), 1, 1),
+    Item("dcounts_sum_inv", "backward_counts_sum_inv", ("counts", "dprobs"), 1, 1,
+         hint="counts_sum_inv (n, 1) was broadcast across the columns of counts."),
+    Item("dcounts_sum", "backward_counts_sum", ("counts_sum", "dcounts_sum_inv"), 1, 1),
+    Item("dcounts", "backward_counts", ("counts_sum_inv", "dprobs", "dcounts_sum"), 2, 1,
+         hint=_TWO_PATHS.format(x="counts") + " (probs and counts_sum)"),
+    Item("dnorm_logits", "backward_norm_logits", ("counts", "dcounts"), 1, 1),
+    Item("dlogit_maxes", "backward_logit_maxes", ("dnorm_logits",), 1, 1),
+    Item("dlogits", "backward_logits", ("logits", "dnorm_logits", "dlogit_maxes"), 2, 1,
+         hint=_TWO_PATHS.format(x="logits") + " (norm_logits, and logit_maxes at each row's maximum)"),
+    Item("dh", "backward_h", ("W2", "dlogits"), 1, 1),
+    Item("dW2", "backward_W2", ("h", "dlogits"), 1, 1),
+    Item("db2", "backward_b2", ("dlogits",), 1, 1),
+    Item("dhpreact", "backward_hpreact", ("h", "dh"), 1, 1),
+    Item("dbngain", "backward_bngain", ("bnraw", "dhpreact"), 1, 1),
+    Item("dbnbias", "backward_bnbias", ("dhpreact",), 1, 1),
+    Item("dbnraw", "backward_bnraw", ("bngain", "dhpreact"), 1, 1),
+    Item("dbnvar_inv", "backward_bnvar_inv", ("bndiff", "dbnraw"), 1, 1),
+    Item("dbnvar", "backward_bnvar", ("bnvar", "dbnvar_inv"), 1, 1),
+    Item("dbndiff2", "backward_bndiff2", ("bndiff2", "dbnvar"), 1, 1,
+         hint="bnvar divides the sum by n-1, not n."),
+    Item("dbndiff", "backward_bndiff", ("bndiff", "bnvar_inv", "dbnraw", "dbndiff2"), 2, 1,
+         hint=_TWO_PATHS.format(x="bndiff") + " (bnraw and bndiff2)"),
+    Item("dbnmeani", "backward_bnmeani", ("dbndiff",), 1, 1,
+         hint="bnmeani has shape (1, H): keep that dim (keepdim=True)."),
+    Item("dhprebn", "backward_hprebn", ("dbndiff", "dbnmeani"), 2, 1,
+         hint=_TWO_PATHS.format(x="hprebn") + " (bndiff directly, and through the mean bnmeani)"),
+    Item("dembcat", "backward_embcat", ("W1", "dhprebn"), 1, 1),
+    Item("dW1", "backward_W1", ("embcat", "dhprebn"), 1, 1),
+    Item("db1", "backward_b1", ("dhprebn",), 1, 1),
+    Item("demb", "backward_emb", ("emb", "dembcat"), 1, 1),
+    Item("dC", "backward_C", ("C", "Xb", "demb"), 2, 1,
+         hint="a character that appears several times in Xb collects the gradient of every position it appears at."),
+    # exercise 2 and 3: the same gradients, in one formula each
+    Item("ex2_dlogits", "cross_entropy_backward", ("logits", "Yb"), 3, 2,
+         expected=lambda case: case.grads["dlogits"]),
+    Item("ex3_dhprebn", "batchnorm_backward", ("dhpreact", "bngain", "bnvar_inv", "bnraw"), 4, 3,
+         hint="the forward pass uses the unbiased variance (1/(n-1)).",
+         expected=lambda case: case.grads["dhprebn"]),
+    # exercise 4: the whole backward pass that the training loop uses
+    Item("ex4_backward", "manual_backward", ("f", "params"), 4, 4,
+         hint="return a dict with one gradient per parameter name: C, W1, b1, bngain, bnbias, W2, b2.",
+         expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
+)
+
+
+# ---------------------------------------------------------------- bundled sample submissions
+
+_PARTLY_RIGHT = {
+    "backward_counts_sum": (
+        "def backward_counts_sum(counts_sum, dcounts_sum_inv):\n"
+        "    # sign slip: d(x**-1)/dx is -x**-2\n"
+        "    return counts_sum**-2 * dcounts_sum_inv\n"),
+    "backward_W1": (
+        "def backward_W1(embcat, dhprebn):\n"
+        "    return (dhprebn.T @ embcat)  # transposed\n"),
+    "backward_bndiff2": (
+        "def backward_bndiff2(bndiff2, dbnvar):\n"
+        "    n = bndiff2.shape[0]\n"
+        "    return 1.0 / n * torch.ones_like(bndiff2) * dbnvar  # biased variance\n"),
+    "backward_C": (
+        "def backward_C(C, Xb, demb):\n"
+        "    dC = torch.zeros_like(C)\n"
+        "    dC[Xb.view(-1)] = demb.view(-1, C.shape[1])  # overwrites repeated tokens\n"
+        "    return dC\n"),
+}
+
+
+def _grad_copy_cell(item: Item) -> str:
+    """A cheat: read the gradient autograd left on the notebook's own tensors."""
+    args = ", ".join(item.args)
+    target = item.name[1:]
+    source = f"params[{target!r}].grad" if target in PARAM_NAMES else f"f.{target}.grad"
+    return f"def {item.function}({args}):\n    return {source}\n"
+
+
+_GRAD_COPY = {item.function: _grad_copy_cell(item) for item in ITEMS if item.exercise == 1}
+_GRAD_COPY["cross_entropy_backward"] = "def cross_entropy_backward(logits, Yb):\n    return f.logits.grad\n"
+_GRAD_COPY["batchnorm_backward"] = (
+    "def batchnorm_backward(dhpreact, bngain, bnvar_inv, bnraw):\n    return f.hprebn.grad\n")
+_GRAD_COPY["manual_backward"] = (
+    "def manual_backward(f, params):\n"
+    "    return {k: p.grad for k, p in params.items()}\n")
+
+_AUTOGRAD = {
+    "backward_probs": (
+        "def backward_probs(probs, dlogprobs):\n"
+        "    p = probs.clone().requires_grad_(True)\n"
+        "    with torch.enable_grad():\n"
+        "        p.log().backward(dlogprobs)\n"
+        "    return p.grad\n"),
+    "backward_h": (
+        "def backward_h(W2, dlogits):\n"
+        "    h_ = f.h.detach().clone().requires_grad_(True)\n"
+        "    with torch.enable_grad():\n"
+        "        (dh,) = torch.autograd.grad(h_ @ W2, h_, dlogits)\n"
+        "    return dh\n"),
+    "cross_entropy_backward": (
+        "def cross_entropy_backward(logits, Yb):\n"
+        "    x = logits.clone().requires_grad_(True)\n"
+        "    with torch.enable_grad():\n"
+        "        loss = F.cross_entropy(x, Yb)\n"
+        "        (g,) = torch.autograd.grad(loss, x)\n"
+        "    return g\n"),
+    "batchnorm_backward": (
+        "def batchnorm_backward(dhpreact, bngain, bnvar_inv, bnraw):\n"
+        "    from torch.func import vjp\n"
+        "    x = bnraw / bnvar_inv\n"
+        "    def bn(t):\n"
+        "        m = t.mean(0, keepdim=True)\n"
+        "        return bngain * (t - m) * (((t - m)**2).sum(0, keepdim=True) / (t.shape[0] - 1) + 1e-5)**-0.5\n"
+        "    _, pull = vjp(bn, x)\n"
+        "    return pull(dhpreact)[0]\n"),
+}
+
+SAMPLES: tuple[Sample, ...] = (
+    Sample("sample-solution", "the full solution", base="solution"),
+    Sample("sample-release", "the untouched release: nothing answered", base="release",
+           expected_zero=tuple(i.name for i in ITEMS)),
+    Sample("sample-partly-right", "four wrong gradients (a sign, a transpose, Bessel, overwritten rows)",
+           replace=_PARTLY_RIGHT, expected_zero=("dcounts_sum", "dW1", "dbndiff2", "dC")),
+    Sample("sample-grad-copy", "copies autograd's .grad from the notebook's tensors instead of deriving it",
+           replace=_GRAD_COPY, expected_zero=tuple(i.name for i in ITEMS)),
+    Sample("sample-autograd", "calls backward(), torch.autograd.grad or torch.func.vjp inside answers",
+           replace=_AUTOGRAD, expected_zero=("dprobs", "dh", "ex2_dlogits", "ex3_dhprebn")),
+    Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
+           expected_zero=tuple(i.name for i in ITEMS)),
+)
+
+ASSIGNMENT = Assignment(
+    id="mlp_backprop",
+    title="Backpropagation by hand: an MLP language model",
+    items=ITEMS,
+    make_cases=make_cases,
+    samples=SAMPLES,
+)
+
+__all__ = ["ASSIGNMENT", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES", "SimpleNamespace",
+           "autograd_reference", "batchnorm_statistics", "forward", "forward_with_grads", "init_params",
+           "sample_batch", "sample_names", "setup", "show_source", "split_loss"]

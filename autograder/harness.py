@@ -1,0 +1,180 @@
+"""The hidden checks: call the student's functions on the grader's own cases and score each item.
+
+The harness does not care where the student's functions live. A ``FunctionSource`` runs calls and
+returns plain outcomes: ``NamespaceSource`` calls functions in the student's kernel (feedback while
+working), ``sandbox.SandboxSource`` runs the submitted notebook's code in a separate, limited process
+(the grade an instructor records). Expected values always come from the grader's own autograd run,
+in this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .checker import CheckResult, compare
+from .invoke import CallOutcome, invoke
+from .spec import Assignment, Case, Item
+
+PER_CALL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a student function on one case."""
+
+    key: str
+    function: str
+    args: tuple[object, ...]
+    arg_names: tuple[str, ...]
+
+
+class FunctionSource(Protocol):
+    def run(self, calls: Sequence[Call]) -> dict[str, CallOutcome]: ...
+
+
+class NamespaceSource:
+    """Calls functions found in a namespace (the student's kernel globals). Feedback only: code in
+    that process can patch anything, so no grade is recorded from here."""
+
+    def __init__(self, namespace: Mapping[str, object], seconds: float = PER_CALL_SECONDS) -> None:
+        self.namespace = namespace
+        self.seconds = seconds
+
+    def run(self, calls: Sequence[Call]) -> dict[str, CallOutcome]:
+        outcomes: dict[str, CallOutcome] = {}
+        for call in calls:
+            fn = self.namespace.get(call.function)
+            if not callable(fn):
+                outcomes[call.key] = CallOutcome(error=missing_function_message(call.function))
+                continue
+            outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds)
+        return outcomes
+
+
+def missing_function_message(name: str) -> str:
+    return f"the function `{name}` is not defined (run the cell that defines it; keep its name)"
+
+
+@dataclass
+class ItemReport:
+    """The verdict on one item: points earned, the checks on the notebook's batch, the first failure."""
+
+    item: Item
+    earned: float
+    notebook_checks: list[CheckResult] = field(default_factory=list)
+    failing_check: CheckResult | None = None
+    problem: str | None = None
+    hidden_labels: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.earned == self.item.points
+
+    def text(self) -> str:
+        """The feedback a student reads under the item's check cell."""
+        lines = [str(check) for check in self.notebook_checks]
+        if self.passed:
+            lines.append(f"{'hidden checks':<16} | passed on {', '.join(self.hidden_labels)}; "
+                         "inputs left unchanged; no autograd")
+        else:
+            if self.problem:
+                lines.append(f"{'problem':<16} | {self.problem}")
+            if self.failing_check is not None and self.failing_check not in self.notebook_checks:
+                lines.append(str(self.failing_check))
+            if self.item.hint:
+                lines.append(f"{'remember':<16} | {self.item.hint}")
+        lines.append(f"{'score':<16} | {self.earned:g} / {self.item.points:g}")
+        return "\n".join(lines)
+
+    def verdict(self) -> str:
+        """One short line for a summary table."""
+        if self.passed:
+            return "ok"
+        if self.problem:
+            return self.problem
+        return self.failing_check.row() if self.failing_check else "failed"
+
+
+class _Unsupported:
+    """Stands for a return value that is neither a tensor nor a dict of tensors."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _received(value: object) -> object:
+    if isinstance(value, dict) and "__unsupported__" in value:
+        return type(str(value["__unsupported__"]), (_Unsupported,), {})(str(value["__unsupported__"]))
+    return value
+
+
+def _call_key(item: Item, case_index: int) -> str:
+    return f"{item.name}@{case_index}"
+
+
+def plan_calls(items: Sequence[Item], cases: Sequence[Case]) -> list[Call]:
+    return [Call(key=_call_key(item, i), function=item.function,
+                 args=tuple(case.resolve(a) for a in item.args), arg_names=item.args)
+            for item in items for i, case in enumerate(cases)]
+
+
+def _check_case(item: Item, case: Case, value: object) -> list[CheckResult]:
+    expected = item.expected_for(case)
+    received = _received(value)
+    if isinstance(expected, Mapping):
+        if not isinstance(received, Mapping):
+            return [compare(item.name, received, next(iter(expected.values())), item.tolerance, case.sizes)]
+        return [compare(f"{item.name}[{key}]", received.get(key), ref, item.tolerance, case.sizes)
+                for key, ref in expected.items()]
+    return [compare(item.name, received, expected, item.tolerance, case.sizes)]
+
+
+def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOutcome]) -> ItemReport:
+    """All cases must pass for the item's points; the report explains the first failure."""
+    report = ItemReport(item=item, earned=0.0, hidden_labels=[c.label for c in cases[1:]])
+    for index, case in enumerate(cases):
+        outcome = outcomes.get(_call_key(item, index)) or CallOutcome(error="no result came back")
+        where = "on the notebook's batch" if index == 0 else f"on the hidden case {case.label}"
+        if outcome.error:
+            report.problem = f"{where}: {outcome.error}"
+            return report
+        if outcome.mutated:
+            report.problem = (f"{where}: the function changed its input {', '.join(outcome.mutated)} in place; "
+                              "start from a copy (`x.clone()`) before using `+=` or indexing assignments")
+            return report
+        checks = _check_case(item, case, outcome.value)
+        if index == 0:
+            report.notebook_checks = checks
+        report.failing_check = next((c for c in checks if not c.passed), None)
+        if report.failing_check is not None:
+            if index > 0:
+                report.problem = (f"right on the notebook's batch but wrong {where}: does the function use a "
+                                  "notebook variable (like `n`) or fixed numbers instead of its arguments?")
+            return report
+    report.earned = item.points
+    return report
+
+
+def grade(assignment: Assignment, source: FunctionSource, cases: Sequence[Case],
+          items: Sequence[Item] | None = None) -> list[ItemReport]:
+    """Score ``items`` (default: all) of ``assignment`` with functions from ``source``."""
+    chosen = list(items if items is not None else assignment.items)
+    outcomes = source.run(plan_calls(chosen, cases))
+    return [score_item(item, cases, outcomes) for item in chosen]
+
+
+def summary(assignment: Assignment, reports: Sequence[ItemReport]) -> str:
+    """A table of every item with its points, and the first wrong step in backward order."""
+    lines = [f"{assignment.title}", f"{'item':<16} {'points':>9}  verdict"]
+    for r in reports:
+        lines.append(f"{r.item.name:<16} {r.earned:>4g} / {r.item.points:<3g} {r.verdict()[:110]}")
+    earned = sum(r.earned for r in reports)
+    total = sum(r.item.points for r in reports)
+    lines.append(f"{'total':<16} {earned:>4g} / {total:<3g}")
+    first_wrong = next((r for r in reports if not r.passed), None)
+    if first_wrong is not None:
+        lines.append(f"first wrong step: {first_wrong.item.name} (exercise {first_wrong.item.exercise}); "
+                     "each later item was checked with the true upstream gradient, so fix them one by one.")
+    return "\n".join(lines)

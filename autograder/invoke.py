@@ -1,0 +1,203 @@
+"""Call one student function the way a hidden check must: on copies, with autograd off and forbidden.
+
+This module is imported both in the student's kernel (feedback) and in the sandboxed child process
+(the trusted grade), so it depends on torch only. It never raises for anything the student's code
+does: errors, autograd use, in-place changes to inputs and odd return types are all reported in the
+returned ``CallOutcome``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import threading
+import traceback
+import types
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class CallOutcome:
+    """What happened when the student's function ran on one case. ``value`` is plain data only."""
+
+    value: object = None
+    error: str | None = None
+    mutated: list[str] = field(default_factory=list)
+    used_autograd: bool = False
+    timed_out: bool = False
+
+    def to_plain(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_plain(cls, data: dict) -> "CallOutcome":
+        return cls(**data)
+
+
+class AutogradNotAllowed(RuntimeError):
+    """Raised when an answer calls autograd: the point of the exercise is to derive the gradient."""
+
+
+# Every public door into autograd's backward engine and torch.func's transforms.
+_FORBIDDEN: tuple[tuple[object, str], ...] = (
+    (torch.Tensor, "backward"),
+    (torch.autograd, "backward"),
+    (torch.autograd, "grad"),
+    (torch.autograd.graph, "_engine_run_backward"),
+    (torch.autograd.variable.Variable, "_execution_engine"),
+    (torch.autograd.functional, "vjp"),
+    (torch.autograd.functional, "jvp"),
+    (torch.autograd.functional, "jacobian"),
+    (torch.autograd.functional, "vhp"),
+    (torch.autograd.functional, "hvp"),
+    (torch.autograd.functional, "hessian"),
+    (torch.func, "grad"),
+    (torch.func, "grad_and_value"),
+    (torch.func, "vjp"),
+    (torch.func, "jvp"),
+    (torch.func, "jacrev"),
+    (torch.func, "jacfwd"),
+    (torch.func, "hessian"),
+)
+
+
+class _AutogradGuard:
+    used: bool = False
+    what: str = ""
+
+
+@contextlib.contextmanager
+def autograd_forbidden() -> Iterator[_AutogradGuard]:
+    """Within the block, autograd is off and any call into it raises and is recorded."""
+    guard = _AutogradGuard()
+    saved = [(owner, name, getattr(owner, name)) for owner, name in _FORBIDDEN if hasattr(owner, name)]
+
+    def refuse(label: str) -> None:
+        guard.used = True
+        guard.what = label
+        raise AutogradNotAllowed(f"{label} is not allowed here: this exercise asks you to derive the gradient yourself")
+
+    class BlockedEngine:
+        """Replaces autograd's engine object: any use of it is refused."""
+
+        def __getattr__(self, name: str) -> object:
+            refuse("autograd's engine")
+            return None
+
+    def make_blocker(label: str) -> object:
+        if label.endswith("_execution_engine"):
+            return BlockedEngine()
+
+        def blocked(*args: object, **kwargs: object) -> object:
+            refuse(label)
+            return None
+        return blocked
+
+    for owner, name, _ in saved:
+        label = f"{getattr(owner, '__name__', 'Tensor')}.{name}"
+        setattr(owner, name, make_blocker(label))
+    try:
+        with torch.no_grad():
+            yield guard
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TimeoutError in the running code after ``seconds`` (main thread on Unix only)."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds:g} s (an endless loop?)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def clone_tree(x: object) -> object:
+    """A deep copy of tensors inside dicts, lists, tuples and namespaces; tensors lose any grad."""
+    if isinstance(x, Tensor):
+        return x.detach().clone()
+    if isinstance(x, dict):
+        return {k: clone_tree(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(clone_tree(v) for v in x)
+    if isinstance(x, types.SimpleNamespace):
+        return types.SimpleNamespace(**{k: clone_tree(v) for k, v in vars(x).items()})
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(x, **{f.name: clone_tree(getattr(x, f.name)) for f in dataclasses.fields(x)})
+    return x
+
+
+def _changed_paths(before: object, after: object, path: str) -> list[str]:
+    """Where ``after`` differs from ``before`` (tensor values, shapes, dtypes), as readable paths."""
+    if isinstance(before, Tensor):
+        same = (isinstance(after, Tensor) and after.shape == before.shape and after.dtype == before.dtype
+                and bool(torch.equal(after, before)))
+        return [] if same else [path]
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [p for k in before for p in _changed_paths(before[k], after.get(k), f"{path}[{k!r}]")]
+    if isinstance(before, types.SimpleNamespace) or (dataclasses.is_dataclass(before) and not isinstance(before, type)):
+        return [p for k, v in vars(before).items() for p in _changed_paths(v, getattr(after, k, None), f"{path}.{k}")]
+    return []
+
+
+def plain_value(value: object) -> object:
+    """Reduce a return value to plain data the grader can load safely: tensors (detached copies),
+    dicts of them, or a short description of anything else."""
+    if isinstance(value, Tensor):
+        return value.detach().clone().as_subclass(Tensor)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: plain_value(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"__unsupported__": type(value).__name__}
+
+
+def _student_traceback(exc: BaseException) -> str:
+    """The exception and the last frame that ran student code (not the kit's own frames)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "autograder" not in f.filename]
+    where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames and frames[-1].line else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequence[str],
+           seconds: float | None = None) -> CallOutcome:
+    """Run ``fn(*copies of args)`` with autograd forbidden and report what happened."""
+    pristine = [clone_tree(a) for a in args]
+    working = [clone_tree(a) for a in args]
+    outcome = CallOutcome()
+    with autograd_forbidden() as guard:
+        try:
+            with time_limit(seconds):
+                value = fn(*working)
+            outcome.value = plain_value(value)
+        except TimeoutError as exc:
+            outcome.timed_out = True
+            outcome.error = str(exc)
+        except NotImplementedError:
+            outcome.error = "not answered yet (the function raises NotImplementedError)"
+        except (Exception, SystemExit) as exc:
+            outcome.error = _student_traceback(exc)
+    outcome.used_autograd = guard.used
+    if guard.used:
+        outcome.error = f"the answer calls {guard.what}, which this exercise does not allow"
+    for name, before, after in zip(arg_names, pristine, working):
+        outcome.mutated += _changed_paths(before, after, name)
+    return outcome

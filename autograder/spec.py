@@ -1,0 +1,101 @@
+"""What an assignment declares: its graded items and how to make the grader's own inputs.
+
+An assignment is one module in ``autograder/assignments/`` exposing ``ASSIGNMENT``. Its items are
+the gradients a student writes; each names the student's function, the inputs it receives, its
+points and (optionally) a tolerance, all in one declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from .tolerances import Tolerance
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of inputs made by the grader: a seed and sizes, run through the trusted forward pass.
+
+    ``values`` holds everything a student function may receive (data, parameters, forward
+    intermediates, and structured bundles such as a forward namespace); ``grads`` holds autograd's
+    gradient of every tensor, keyed ``"d" + name``. ``sizes`` are sizes a hint may name (batch size).
+    """
+
+    label: str
+    values: Mapping[str, object]
+    grads: Mapping[str, Tensor]
+    sizes: tuple[int, ...] = ()
+
+    def resolve(self, name: str) -> object:
+        """An argument by name: a true upstream gradient if it is one, else a forward value."""
+        if name in self.grads:
+            return self.grads[name]
+        if name in self.values:
+            return self.values[name]
+        raise KeyError(f"case {self.label!r} has no value or gradient named {name!r}")
+
+
+Expected = Tensor | Mapping[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One graded gradient (or a small group returned as a dict).
+
+    ``name`` is also the ``grade_id`` of the notebook cell that checks it. By default the expected
+    answer is autograd's gradient ``case.grads[name]``; ``expected`` overrides that.
+    """
+
+    name: str
+    function: str
+    args: tuple[str, ...]
+    points: float
+    exercise: int
+    tolerance: Tolerance | None = None
+    hint: str | None = None  # shown whenever this item fails
+    expected: Callable[[Case], Expected] | None = None
+
+    def expected_for(self, case: Case) -> Expected:
+        return self.expected(case) if self.expected is not None else case.grads[self.name]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Everything the grader knows about one assignment."""
+
+    id: str
+    title: str
+    items: tuple[Item, ...]
+    make_cases: Callable[[], list[Case]]
+    # Cells with this tag are demonstrations (training, plots, sampling) that the grader skips.
+    skip_tag: str = "grader-skip"
+    samples: tuple["Sample", ...] = field(default=())
+
+    def item(self, name: str) -> Item:
+        for it in self.items:
+            if it.name == name:
+                return it
+        raise KeyError(f"assignment {self.id!r} has no item {name!r}; items: {[i.name for i in self.items]}")
+
+    @property
+    def total_points(self) -> float:
+        return sum(i.points for i in self.items)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled sample submission, made from the solution notebook by replacing some answers.
+
+    ``replace`` maps a function name to the code of its whole answer cell. ``corrupt`` writes a
+    notebook that is not valid JSON. ``expected_zero`` lists items the sample must score zero on.
+    """
+
+    student: str
+    description: str
+    base: str = "solution"  # "solution" or "release"
+    replace: Mapping[str, str] = field(default_factory=dict)
+    corrupt: bool = False
+    expected_zero: tuple[str, ...] = ()
