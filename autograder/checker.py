@@ -18,7 +18,7 @@ from torch import Tensor
 from .hints import shape_hint, value_hint
 from .tolerances import DEFAULT, Tolerance
 
-NAME_WIDTH = 16
+NAME_WIDTH = 20
 
 
 @dataclass(frozen=True)

@@ -76,16 +76,16 @@ class ItemReport:
         """The feedback a student reads under the item's check cell."""
         lines = [str(check) for check in self.notebook_checks]
         if self.passed:
-            lines.append(f"{'hidden checks':<16} | passed on {', '.join(self.hidden_labels)}; "
+            lines.append(f"{'hidden checks':<20} | passed on {', '.join(self.hidden_labels)}; "
                          "inputs left unchanged; no autograd")
         else:
             if self.problem:
-                lines.append(f"{'problem':<16} | {self.problem}")
+                lines.append(f"{'problem':<20} | {self.problem}")
             if self.failing_check is not None and self.failing_check not in self.notebook_checks:
                 lines.append(str(self.failing_check))
             if self.item.hint:
-                lines.append(f"{'remember':<16} | {self.item.hint}")
-        lines.append(f"{'score':<16} | {self.earned:g} / {self.item.points:g}")
+                lines.append(f"{'remember':<20} | {self.item.hint}")
+        lines.append(f"{'score':<20} | {self.earned:g} / {self.item.points:g}")
         return "\n".join(lines)
 
     def verdict(self) -> str:
@@ -167,12 +167,12 @@ def grade(assignment: Assignment, source: FunctionSource, cases: Sequence[Case],
 
 def summary(assignment: Assignment, reports: Sequence[ItemReport]) -> str:
     """A table of every item with its points, and the first wrong step in backward order."""
-    lines = [f"{assignment.title}", f"{'item':<16} {'points':>9}  verdict"]
+    lines = [f"{assignment.title}", f"{'item':<20} {'points':>9}  verdict"]
     for r in reports:
-        lines.append(f"{r.item.name:<16} {r.earned:>4g} / {r.item.points:<3g} {r.verdict()[:110]}")
+        lines.append(f"{r.item.name:<20} {r.earned:>4g} / {r.item.points:<3g} {r.verdict()[:110]}")
     earned = sum(r.earned for r in reports)
     total = sum(r.item.points for r in reports)
-    lines.append(f"{'total':<16} {earned:>4g} / {total:<3g}")
+    lines.append(f"{'total':<20} {earned:>4g} / {total:<3g}")
     first_wrong = next((r for r in reports if not r.passed), None)
     if first_wrong is not None:
         lines.append(f"first wrong step: {first_wrong.item.name} (exercise {first_wrong.item.exercise}); "

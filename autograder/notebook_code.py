@@ -1,0 +1,46 @@
+"""Read a notebook's code for grading, and find which assignment a notebook belongs to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from .assignments import assignment_ids
+from .spec import Assignment
+
+METADATA_KEY = "backprop_kit"
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    """An nbgrader autograder-test cell: graded, not an answer."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def grade_id(cell: NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def grading_cells(nb: NotebookNode, assignment: Assignment) -> list[str]:
+    """The code a grader runs: every code cell in order, except check cells (they only call the
+    grader) and demonstrations tagged ``assignment.skip_tag`` (training, plots)."""
+    return [cell.source for cell in nb.cells
+            if cell.cell_type == "code" and not is_test_cell(cell)
+            and assignment.skip_tag not in cell.get("metadata", {}).get("tags", [])]
+
+
+def assignment_of(nb: NotebookNode, path: Path | None = None) -> str | None:
+    """The assignment id in the notebook's metadata, or else the one named like the file."""
+    declared = nb.get("metadata", {}).get(METADATA_KEY, {}).get("assignment")
+    if declared in assignment_ids():
+        return declared
+    if path is not None and path.stem in assignment_ids():
+        return path.stem
+    return None
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    """Parse a notebook; raises ``nbformat.reader.NotJSONError`` or ``ValueError`` if it is broken."""
+    return nbformat.read(str(path), as_version=4)
