@@ -28,6 +28,8 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # The training cell runs a few seconds; leave room on a busy machine (nbgrader's default is 30 s).
 c.Execute.timeout = 120
 c.ExecutePreprocessor.timeout = 120
+# No per-cell timestamps in executed notebooks: solutions/ then changes only when its content does.
+c.Execute.record_timing = False
 
 # Release notebooks: the answer stub students see in place of each solution region.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

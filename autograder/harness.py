@@ -9,7 +9,7 @@ in this process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +28,7 @@ class Call:
     function: str
     args: tuple[object, ...]
     arg_names: tuple[str, ...]
+    watch: tuple[str, ...] = ()  # other graded functions whose use is recorded
 
 
 class FunctionSource(Protocol):
@@ -38,7 +39,7 @@ class NamespaceSource:
     """Calls functions found in a namespace (the student's kernel globals). Feedback only: code in
     that process can patch anything, so no grade is recorded from here."""
 
-    def __init__(self, namespace: Mapping[str, object], seconds: float = PER_CALL_SECONDS) -> None:
+    def __init__(self, namespace: MutableMapping[str, object], seconds: float = PER_CALL_SECONDS) -> None:
         self.namespace = namespace
         self.seconds = seconds
 
@@ -49,7 +50,7 @@ class NamespaceSource:
             if not callable(fn):
                 outcomes[call.key] = CallOutcome(error=missing_function_message(call.function))
                 continue
-            outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds)
+            outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds, self.namespace, call.watch)
         return outcomes
 
 
@@ -67,6 +68,7 @@ class ItemReport:
     failing_check: CheckResult | None = None
     problem: str | None = None
     hidden_labels: list[str] = field(default_factory=list)
+    called: list[str] = field(default_factory=list)  # other graded functions this answer used
 
     @property
     def passed(self) -> bool:
@@ -114,9 +116,10 @@ def _call_key(item: Item, case_index: int) -> str:
     return f"{item.name}@{case_index}"
 
 
-def plan_calls(items: Sequence[Item], cases: Sequence[Case]) -> list[Call]:
+def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: Sequence[str] = ()) -> list[Call]:
     return [Call(key=_call_key(item, i), function=item.function,
-                 args=tuple(case.resolve(a) for a in item.args), arg_names=item.args)
+                 args=tuple(case.resolve(a) for a in item.args), arg_names=item.args,
+                 watch=tuple(f for f in graded_functions if f != item.function))
             for item in items for i, case in enumerate(cases)]
 
 
@@ -136,6 +139,7 @@ def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOut
     report = ItemReport(item=item, earned=0.0, hidden_labels=[c.label for c in cases[1:]])
     for index, case in enumerate(cases):
         outcome = outcomes.get(_call_key(item, index)) or CallOutcome(error="no result came back")
+        report.called = sorted(set(report.called) | set(outcome.called))
         where = "on the notebook's batch" if index == 0 else f"on the hidden case {case.label}"
         if outcome.error:
             report.problem = f"{where}: {outcome.error}"
@@ -161,8 +165,30 @@ def grade(assignment: Assignment, source: FunctionSource, cases: Sequence[Case],
           items: Sequence[Item] | None = None) -> list[ItemReport]:
     """Score ``items`` (default: all) of ``assignment`` with functions from ``source``."""
     chosen = list(items if items is not None else assignment.items)
-    outcomes = source.run(plan_calls(chosen, cases))
-    return [score_item(item, cases, outcomes) for item in chosen]
+    all_functions = [i.function for i in assignment.items]
+    outcomes = source.run(plan_calls(chosen, cases, all_functions))
+    reports = [score_item(item, cases, outcomes) for item in chosen]
+    _name_failing_helpers(assignment, reports, source, cases)
+    return reports
+
+
+def _name_failing_helpers(assignment: Assignment, reports: list[ItemReport], source: FunctionSource,
+                          cases: Sequence[Case]) -> None:
+    """When a failing answer called other graded functions that are wrong themselves, say so: the
+    mistake to fix is in the helper. Helpers not graded in this run are graded here to find out."""
+    by_function = {i.function: i for i in assignment.items}
+    verdicts = {r.item.function: r.passed for r in reports}
+    needed = sorted({f for r in reports if not r.passed for f in r.called if f not in verdicts})
+    if needed:
+        extra = [by_function[f] for f in needed]
+        outcomes = source.run(plan_calls(extra, cases, list(by_function)))
+        verdicts.update({item.function: score_item(item, cases, outcomes).passed for item in extra})
+    for report in reports:
+        broken = [by_function[f].name for f in report.called if not report.passed and not verdicts.get(f, True)]
+        if broken:
+            note = (f"`{report.item.function}` calls functions whose own items fail ({', '.join(broken)}): "
+                    "fix those first")
+            report.problem = f"{report.problem}; {note}" if report.problem else note
 
 
 def summary(assignment: Assignment, reports: Sequence[ItemReport]) -> str:

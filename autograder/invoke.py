@@ -14,7 +14,7 @@ import signal
 import threading
 import traceback
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +30,7 @@ class CallOutcome:
     mutated: list[str] = field(default_factory=list)
     used_autograd: bool = False
     timed_out: bool = False
+    called: list[str] = field(default_factory=list)  # other graded functions the answer called
 
     def to_plain(self) -> dict:
         return dataclasses.asdict(self)
@@ -177,13 +178,38 @@ def _student_traceback(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+@contextlib.contextmanager
+def recording_calls(namespace: MutableMapping[str, object] | None, names: Sequence[str],
+                    called: list[str]) -> Iterator[None]:
+    """Within the block, calls to the functions ``names`` in ``namespace`` are recorded in ``called``."""
+    originals = {n: namespace[n] for n in names if namespace is not None and callable(namespace.get(n))}
+
+    def wrap(name: str, fn: Callable[..., object]) -> Callable[..., object]:
+        def recorded(*args: object, **kwargs: object) -> object:
+            if name not in called:
+                called.append(name)
+            return fn(*args, **kwargs)
+        return recorded
+
+    assert namespace is not None or not originals
+    for name, fn in originals.items():
+        namespace[name] = wrap(name, fn)  # type: ignore[index]
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            namespace[name] = fn  # type: ignore[index]
+
+
 def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequence[str],
-           seconds: float | None = None) -> CallOutcome:
-    """Run ``fn(*copies of args)`` with autograd forbidden and report what happened."""
+           seconds: float | None = None, namespace: MutableMapping[str, object] | None = None,
+           watch: Sequence[str] = ()) -> CallOutcome:
+    """Run ``fn(*copies of args)`` with autograd forbidden and report what happened, including which
+    of the functions ``watch`` (looked up in ``namespace``) it called."""
     pristine = [clone_tree(a) for a in args]
     working = [clone_tree(a) for a in args]
     outcome = CallOutcome()
-    with autograd_forbidden() as guard:
+    with autograd_forbidden() as guard, recording_calls(namespace, watch, outcome.called):
         try:
             with time_limit(seconds):
                 value = fn(*working)
@@ -193,6 +219,9 @@ def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequenc
             outcome.error = str(exc)
         except NotImplementedError:
             outcome.error = "not answered yet (the function raises NotImplementedError)"
+        except NameError as exc:
+            outcome.error = (f"{_student_traceback(exc)}; the function must work from its arguments alone "
+                             "(hidden checks call it on the grader's inputs, where notebook variables are not the same)")
         except (Exception, SystemExit) as exc:
             outcome.error = _student_traceback(exc)
     outcome.used_autograd = guard.used

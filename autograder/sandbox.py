@@ -125,7 +125,7 @@ class SandboxSource:
     def _run_child(self, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
         """Run one child until it finishes or a step outlives its limit; return the last step it began."""
         torch.save({"cells": list(self.cells), "skip_cells": sorted(skip_cells), "hide": list(self.hide),
-                    "calls": [(c.key, c.function, c.args, c.arg_names) for c in calls],
+                    "calls": [(c.key, c.function, c.args, c.arg_names, c.watch) for c in calls],
                     "per_call_s": self.limits.per_call_s, "per_cell_s": self.limits.per_cell_s,
                     "missing_message": missing_function_message("{name}")}, job / "job.pt")
         status = job / "status"

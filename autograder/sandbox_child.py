@@ -82,14 +82,14 @@ def main(job_dir: str) -> None:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 log.write(f"cell {index} raised {type(exc).__name__}: {exc}\n")
-        for index, (key, function, args, arg_names) in enumerate(spec["calls"]):
+        for index, (key, function, args, arg_names, watch) in enumerate(spec["calls"]):
             status.write(f"call {key}\n")
             fn = namespace.get(function)
             if not callable(fn):
                 outcome = CallOutcome(error=spec["missing_message"].format(name=function))
             else:
                 try:
-                    outcome = invoke(fn, args, arg_names, spec["per_call_s"])
+                    outcome = invoke(fn, args, arg_names, spec["per_call_s"], namespace, watch)
                 except BaseException as exc:  # e.g. SystemExit raised past invoke's own handling
                     outcome = CallOutcome(error=f"{type(exc).__name__}: {exc}")
             try:

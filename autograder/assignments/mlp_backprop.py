@@ -362,12 +362,14 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("sample-solution", "the full solution", base="solution"),
     Sample("sample-release", "the untouched release: nothing answered", base="release",
            expected_zero=tuple(i.name for i in ITEMS)),
+    # manual_backward (exercise 4) calls the student's backward_C, so the wrong dC costs exercise 4
+    # too; its feedback names dC as the mistake to fix.
     Sample("sample-partly-right", "four wrong gradients (a sign, a transpose, Bessel, overwritten rows)",
-           replace=_PARTLY_RIGHT, expected_zero=("dcounts_sum", "dW1", "dbndiff2", "dC")),
+           replace=_PARTLY_RIGHT, expected_zero=("dcounts_sum", "dW1", "dbndiff2", "dC", "ex4_backward")),
     Sample("sample-grad-copy", "copies autograd's .grad from the notebook's tensors instead of deriving it",
            replace=_GRAD_COPY, expected_zero=tuple(i.name for i in ITEMS)),
     Sample("sample-autograd", "calls backward(), torch.autograd.grad or torch.func.vjp inside answers",
-           replace=_AUTOGRAD, expected_zero=("dprobs", "dh", "ex2_dlogits", "ex3_dhprebn")),
+           replace=_AUTOGRAD, expected_zero=("dprobs", "dh", "ex2_dlogits", "ex3_dhprebn", "ex4_backward")),
     Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
            expected_zero=tuple(i.name for i in ITEMS)),
 )

@@ -1,0 +1,191 @@
+"""The instructor pipeline, driven through nbgrader's own commands.
+
+release -> collect (here: bundled samples) -> ``nbgrader autograde`` -> record what nbgrader could
+not open -> ``nbgrader generate_feedback`` -> ``nbgrader export`` -> a per-student table. Every
+submitted student gets a row and a grade; a submission nbgrader cannot process (a notebook that is
+not valid JSON) is recorded as zero with the reason, in the gradebook and in its feedback file.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+
+from .assignments import load
+from .samples import KIT_ROOT, write_samples
+from .spec import Assignment
+
+COURSE_FILES = ("course_config.py", "nbgrader_config.py")
+
+
+@dataclass
+class StudentRow:
+    student: str
+    score: float
+    max_score: float
+    status: str = "graded"
+    wrong: list[str] = field(default_factory=list)
+    expected: str = ""  # for bundled samples: whether the verdict is the one the sample was made for
+
+
+@dataclass
+class AssignmentRun:
+    assignment: Assignment
+    rows: list[StudentRow]
+    autograde_seconds: float
+    submissions: int
+    log: str = ""
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an nbgrader command in the course folder, exactly as an instructor would type it."""
+    # nbgrader runs `alembic` (and kernels) by name: the environment's bin/ must be on PATH even
+    # when the kit is called without activating its virtual environment.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                          env=env)
+
+
+def course_id_and_db(course: Path) -> tuple[str, str]:
+    return "backprop-by-hand", f"sqlite:///{course / 'gradebook.db'}"
+
+
+def prepare_course(course: Path, assignment_ids: list[str], kit_root: Path = KIT_ROOT) -> None:
+    """A fresh course folder: the kit's configuration and source notebooks, assignments released."""
+    if course.exists():
+        shutil.rmtree(course)
+    course.mkdir(parents=True)
+    for name in COURSE_FILES:
+        shutil.copy(kit_root / name, course / name)
+    for aid in assignment_ids:
+        shutil.copytree(kit_root / "source" / aid, course / "source" / aid)
+        done = nbgrader(course, "generate_assignment", aid, "--force")
+        if done.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {aid} failed:\n{done.stderr[-3000:]}")
+
+
+def submitted_students(course: Path, aid: str) -> list[str]:
+    root = course / "submitted"
+    return sorted(p.name for p in root.iterdir() if (p / aid).is_dir()) if root.exists() else []
+
+
+def unreadable_reason(path: Path) -> str:
+    """Why nbgrader could not grade a submission, in words for the student."""
+    if not path.exists():
+        return "no notebook was submitted"
+    try:
+        nbformat.read(str(path), as_version=4)
+    except Exception as exc:
+        return f"the notebook file cannot be opened ({type(exc).__name__}: {str(exc).split(':')[0][:120]})"
+    return "nbgrader could not process this notebook (see the autograde log)"
+
+
+def record_ungradable(course: Path, aid: str, student: str, reason: str) -> None:
+    """Zero for every graded cell, with the reason as a comment, and a feedback page that says why."""
+    course_id, db_url = course_id_and_db(course)
+    with Gradebook(db_url, course_id) as gb:
+        gb.update_or_create_student(student)
+        try:
+            gb.find_submission(aid, student)
+        except MissingEntry:
+            gb.add_submission(aid, student)
+        submission = gb.find_submission_notebook(aid, aid, student)
+        for grade in submission.grades:
+            grade.auto_score = 0.0
+            grade.needs_manual_grade = False
+        for comment in submission.comments:
+            comment.auto_comment = reason
+        gb.db.commit()
+    page = course / "feedback" / student / aid / f"{aid}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f"<html><body><h1>{html.escape(aid)}: not graded</h1><p>Your submission could not be "
+                    f"graded: {html.escape(reason)}.</p><p>Every item scores 0. Re-submit a notebook that opens "
+                    "in Jupyter (File &rarr; Save, then check that it reopens).</p></body></html>\n")
+
+
+def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) -> list[StudentRow]:
+    course_id, db_url = course_id_and_db(course)
+    rows: list[StudentRow] = []
+    with Gradebook(db_url, course_id) as gb:
+        for student in sorted(s.id for s in gb.students):
+            try:
+                submission = gb.find_submission_notebook(assignment.id, assignment.id, student)
+            except MissingEntry:
+                continue
+            grades = sorted(submission.grades, key=lambda g: g.name)
+            order = {item.name: i for i, item in enumerate(assignment.items)}
+            wrong = sorted((g.name for g in grades if (g.score or 0.0) < g.max_score),
+                           key=lambda n: order.get(n, len(order)))
+            rows.append(StudentRow(student=student, score=float(submission.score), max_score=float(submission.max_score),
+                                   status=f"not gradable: {reasons[student]}" if student in reasons else "graded",
+                                   wrong=wrong))
+    return rows
+
+
+def expectation(assignment: Assignment, row: StudentRow) -> str:
+    """For a bundled sample: does its verdict match what it was made to show?"""
+    sample = next((s for s in assignment.samples if s.student == row.student), None)
+    if sample is None:
+        return ""
+    expected_wrong = [i.name for i in assignment.items if i.name in sample.expected_zero]
+    return "as expected" if row.wrong == expected_wrong else f"UNEXPECTED (expected wrong: {expected_wrong})"
+
+
+def grade_assignment(course: Path, aid: str) -> AssignmentRun:
+    """Autograde every submission of ``aid``, record the ungradable ones, write feedback."""
+    assignment = load(aid)
+    students = submitted_students(course, aid)
+    start = time.perf_counter()
+    autograde = nbgrader(course, "autograde", aid, "--force")
+    seconds = time.perf_counter() - start
+    reasons: dict[str, str] = {}
+    for student in students:
+        if not (course / "autograded" / student / aid / f"{aid}.ipynb").exists():
+            reasons[student] = unreadable_reason(course / "submitted" / student / aid / f"{aid}.ipynb")
+            record_ungradable(course, aid, student, reasons[student])
+    feedback = nbgrader(course, "generate_feedback", aid, "--force")
+    rows = collect_rows(course, assignment, reasons)
+    for row in rows:
+        row.expected = expectation(assignment, row)
+    return AssignmentRun(assignment, rows, seconds, len(students), log=autograde.stderr + feedback.stderr)
+
+
+def export_grades(course: Path) -> Path:
+    done = nbgrader(course, "export")
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader export failed:\n{done.stderr[-3000:]}")
+    return course / "grades.csv"
+
+
+def format_run(run: AssignmentRun) -> str:
+    per = run.autograde_seconds / max(1, run.submissions)
+    lines = [f"{run.assignment.id}: nbgrader autograde of {run.submissions} submissions took "
+             f"{run.autograde_seconds:.1f} s ({per:.1f} s each)",
+             f"  {'student':<22} {'score':>11}  {'status':<12} {'check':<12} items lost"]
+    for row in run.rows:
+        status = "graded" if row.status == "graded" else "NOT GRADABLE"
+        lost = ", ".join(row.wrong) if len(row.wrong) < len(run.assignment.items) else "all"
+        lines.append(f"  {row.student:<22} {row.score:>5g} / {row.max_score:<3g}  {status:<12} "
+                     f"{row.expected or '-':<12} {lost}")
+        if row.status != "graded":
+            lines.append(f"  {'':<22} {row.status}")
+    return "\n".join(lines)
+
+
+def run_demo(course: Path, assignment_ids: list[str]) -> tuple[list[AssignmentRun], Path]:
+    """The main job: release, bundled samples, autograde, feedback, export."""
+    prepare_course(course, assignment_ids)
+    runs = []
+    for aid in assignment_ids:
+        write_samples(course, load(aid))
+        runs.append(grade_assignment(course, aid))
+    return runs, export_grades(course)
