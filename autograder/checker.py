@@ -42,7 +42,7 @@ class CheckResult:
         if self.problem is not None:
             return f"{name} | FAILED: {self.problem}"
         return (f"{name} | exact: {self.exact!s:<5} | approximate: {self.approximate!s:<5} "
-                f"| maxdiff: {self.maxdiff:.3g}")
+                f"| maxdiff: {_fmt_float(self.maxdiff)}")
 
     def details(self) -> str:
         """What a student needs to fix a failure: where, expected vs received, and a hint."""
@@ -57,6 +57,11 @@ class CheckResult:
     def __str__(self) -> str:
         extra = self.details()
         return self.row() + (("\n" + _indent(extra)) if extra and not self.passed else "")
+
+
+def _fmt_float(x: float | None) -> str:
+    text = format(x, ".3g")
+    return text if any(ch in text for ch in ".einf") else text + ".0"
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

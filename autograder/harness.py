@@ -143,19 +143,19 @@ def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOut
         where = "on the notebook's batch" if index == 0 else f"on the hidden case {case.label}"
         if outcome.error:
             report.problem = f"{where}: {outcome.error}"
-            return report
-        if outcome.mutated:
+        elif outcome.mutated:
             report.problem = (f"{where}: the function changed its input {', '.join(outcome.mutated)} in place; "
                               "start from a copy (`x.clone()`) before using `+=` or indexing assignments")
-            return report
-        checks = _check_case(item, case, outcome.value)
-        if index == 0:
-            report.notebook_checks = checks
-        report.failing_check = next((c for c in checks if not c.passed), None)
-        if report.failing_check is not None:
+        else:
+            checks = _check_case(item, case, outcome.value)
+            if index == 0:
+                report.notebook_checks = checks
+            report.failing_check = next((c for c in checks if not c.passed), None)
+        if report.problem or report.failing_check:
             if index > 0:
-                report.problem = (f"right on the notebook's batch but wrong {where}: does the function use a "
-                                  "notebook variable (like `n`) or fixed numbers instead of its arguments?")
+                note = (f"right on the notebook's batch but not {where}: does the function use a notebook "
+                        "variable (like `n`) or fixed numbers instead of its arguments?")
+                report.problem = f"{note} ({report.problem})" if report.problem else note
             return report
     report.earned = item.points
     return report

@@ -93,6 +93,7 @@ class SandboxSource:
                 job = Path(tmp) / f"run{restarts}"
                 job.mkdir()
                 stuck = self._run_child(job, pending, skip_cells)
+                skip_cells |= _cells_to_skip(job / "status")
                 done = self._collect(job, pending, outcomes)
                 pending = [c for c in pending if c.key not in done]
                 if not pending:
@@ -107,10 +108,14 @@ class SandboxSource:
                     skip_cells.add(index)
                     self.student_output += f"\n[grader] notebook cell {index} did not finish; skipped it\n"
                 elif stuck.startswith("call "):
+                    # The call that hung or crashed fails, and so does the rest of its item (the item
+                    # needs every case): no point in running them through more restarts.
                     key = stuck.split(maxsplit=1)[1]
-                    call = next(c for c in pending if c.key == key)
+                    item = key.split("@")[0]
                     outcomes[key] = CallOutcome(error=stuck_message(stuck_reason(job), self.limits), timed_out=True)
-                    pending.remove(call)
+                    for call in [c for c in pending if c.key.split("@")[0] == item]:
+                        outcomes.setdefault(call.key, CallOutcome(error="not run: an earlier case of this item failed"))
+                        pending.remove(call)
                 else:
                     detail = (job / "child_error.txt").read_text() if (job / "child_error.txt").exists() else ""
                     raise SandboxError(f"the grading process did not start ({stuck or 'no status'}): {detail[-2000:]}")
@@ -176,6 +181,11 @@ class SandboxSource:
         return done
 
 
+def _cells_to_skip(status: Path) -> set[int]:
+    """Cells the child stopped with a timeout: skipped when the child is started again."""
+    return {int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("skip-cell ")}
+
+
 def stuck_reason(job: Path) -> str:
     return "timeout" if (job / "killed").exists() else "crash"
 
@@ -187,8 +197,9 @@ def stuck_message(reason: str, limits: Limits) -> str:
 
 
 def _last_line(path: Path) -> str:
+    """The step the child began last (``skip-cell`` lines are notes, not steps)."""
     try:
-        lines = path.read_text().splitlines()
+        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("skip-cell ")]
     except OSError:
         return ""
     return lines[-1] if lines else ""

@@ -66,7 +66,7 @@ def main(job_dir: str) -> None:
     status.write(f"isolation {hide_paths(spec['hide'])}\n")
 
     # Whatever the student's code prints goes to a log, never into the grader's output.
-    log = open(job / "student_output.txt", "a")
+    log = open(job / "student_output.txt", "a", buffering=1)  # a killed child keeps its last lines
     sys.stdout = sys.stderr = log
     namespace: dict[str, object] = {"__name__": "__main__", "get_ipython": _NoIPython,
                                     "display": lambda *a, **k: None}
@@ -82,16 +82,24 @@ def main(job_dir: str) -> None:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 log.write(f"cell {index} raised {type(exc).__name__}: {exc}\n")
+                if isinstance(exc, TimeoutError):
+                    status.write(f"skip-cell {index}\n")  # not worth re-running after a restart
+        hung_items: set[str] = set()
         for index, (key, function, args, arg_names, watch) in enumerate(spec["calls"]):
             status.write(f"call {key}\n")
             fn = namespace.get(function)
-            if not callable(fn):
+            item = key.split("@")[0]
+            if item in hung_items:
+                outcome = CallOutcome(error="not run: an earlier case of this item did not finish")
+            elif not callable(fn):
                 outcome = CallOutcome(error=spec["missing_message"].format(name=function))
             else:
                 try:
                     outcome = invoke(fn, args, arg_names, spec["per_call_s"], namespace, watch)
                 except BaseException as exc:  # e.g. SystemExit raised past invoke's own handling
                     outcome = CallOutcome(error=f"{type(exc).__name__}: {exc}")
+                if outcome.timed_out:
+                    hung_items.add(item)
             try:
                 torch.save(outcome.to_plain(), job / f"result_{index}.pt")
             except Exception:

@@ -1,0 +1,75 @@
+"""Shared fixtures: the MLP assignment, its cases, and notebooks made from the committed solution."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.assignments import load
+from autograder.notebook_code import grading_cells
+from autograder.samples import answer_cell_index
+from autograder.spec import Assignment, Case
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+TIMINGS: list[tuple[str, float]] = []
+
+
+@pytest.fixture(scope="session")
+def mlp() -> Assignment:
+    return load("mlp_backprop")
+
+
+@pytest.fixture(scope="session")
+def mlp_cases(mlp: Assignment) -> list[Case]:
+    return mlp.make_cases()
+
+
+def solution_notebook(aid: str = "mlp_backprop") -> nbformat.NotebookNode:
+    return nbformat.read(str(KIT_ROOT / "solutions" / aid / f"{aid}.ipynb"), as_version=4)
+
+
+def with_answers(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose answer cells defining the given functions are replaced."""
+    copy = nbformat.from_dict(nbformat.from_dict(nb))
+    copy = nbformat.reads(nbformat.writes(nb), as_version=4)
+    for function, code in replacements.items():
+        copy.cells[answer_cell_index(copy, function)].source = code
+    return copy
+
+
+def namespace_of(nb: nbformat.NotebookNode, assignment: Assignment) -> dict[str, object]:
+    """Run a (trusted, test-made) notebook's grading cells in this process, like a kernel would."""
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    for source in grading_cells(nb, assignment):
+        exec(compile(source, "<cell>", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def timed() -> Iterator[object]:
+    """Record how long a step took; the figures are printed at the end of the run."""
+
+    class Timer:
+        def __call__(self, label: str):  # type: ignore[no-untyped-def]
+            timer = self
+
+            class _Block:
+                def __enter__(self_inner) -> None:
+                    timer.start = time.perf_counter()
+
+                def __exit__(self_inner, *exc: object) -> None:
+                    TIMINGS.append((label, time.perf_counter() - timer.start))
+            return _Block()
+
+    yield Timer()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("timings (measured in this run; not asserted)")
+        for label, seconds in TIMINGS:
+            terminalreporter.write_line(f"{label:<70} {seconds:8.2f} s")

@@ -1,0 +1,218 @@
+"""The grading contract, checked through the in-kernel source (NamespaceSource) on the real notebook code.
+
+The sandboxed source runs the same ``invoke`` on the same calls; test_sandbox.py and test_nbgrader.py
+check that path end to end.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from autograder.harness import NamespaceSource, grade
+from autograder.spec import Assignment, Case
+
+from autograder.samples import answer_cell_index
+from conftest import namespace_of, solution_notebook, with_answers
+
+
+@pytest.fixture(scope="module")
+def solution_ns(mlp: Assignment) -> dict[str, object]:
+    return namespace_of(solution_notebook(), mlp)
+
+
+def notebook_with(mlp: Assignment, replacements: dict[str, str]) -> dict[str, object]:
+    """The namespace of the solution notebook with some answer cells replaced, run top to bottom
+    (one namespace, as in a kernel: later answers that call earlier functions get the new ones)."""
+    return namespace_of(with_answers(solution_notebook(), replacements), mlp)
+
+
+def scores(mlp: Assignment, namespace: dict[str, object], cases: list[Case]) -> dict[str, float]:
+    return {r.item.name: r.earned for r in grade(mlp, NamespaceSource(namespace), cases)}
+
+
+def test_solution_scores_every_item(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
+    reports = grade(mlp, NamespaceSource(solution_ns), mlp_cases)
+    assert [r.item.name for r in reports if not r.passed] == []
+    assert sum(r.earned for r in reports) == mlp.total_points == 42
+
+
+def test_items_are_declared_once_with_unique_names(mlp: Assignment) -> None:
+    names = [i.name for i in mlp.items]
+    assert len(names) == len(set(names)) == 29
+    ex1 = [i.name for i in mlp.items if i.exercise == 1]
+    assert ex1 == ["dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits", "dlogit_maxes",
+                   "dlogits", "dh", "dW2", "db2", "dhpreact", "dbngain", "dbnbias", "dbnraw", "dbnvar_inv", "dbnvar",
+                   "dbndiff2", "dbndiff", "dbnmeani", "dhprebn", "dembcat", "dW1", "db1", "demb", "dC"]
+
+
+def test_hidden_cases_use_other_seeds_and_sizes(mlp_cases: list[Case]) -> None:
+    shapes = {tuple(c.values["hprebn"].shape) for c in mlp_cases}
+    assert len(shapes) == 3  # batch and hidden sizes differ between cases
+    assert len({tuple(c.values["emb"].shape) for c in mlp_cases}) == 3
+    for case in mlp_cases:
+        dims = [case.values["Xb"].shape[0], case.values["hprebn"].shape[1], case.values["emb"].shape[2],
+                case.values["embcat"].shape[1], 27]
+        assert len(set(dims)) == len(dims), f"sizes must all differ in {case.label}: {dims}"
+
+
+def _wrong_version(function: str, args: tuple[str, ...], solution_cell: str) -> str:
+    """An answer that is slightly off everywhere: 1% too large plus 1e-3 (so gradients that are zero up
+    to rounding, dlogit_maxes and db1, are caught too). It stays finite and keeps the shape."""
+    arglist = ", ".join(args)
+    right = solution_cell.replace(f"def {function}(", f"def _right_{function}(")
+    return right + "\n\n" + (f"def {function}({arglist}):\n"
+            f"    out = _right_{function}({arglist})\n"
+            f"    if isinstance(out, dict):\n"
+            f"        out = dict(out); k = sorted(out)[0]; out[k] = out[k] * 1.01 + 1e-3\n"
+            f"        return out\n"
+            f"    return out * 1.01 + 1e-3\n")
+
+
+# Functions that manual_backward (exercise 4) calls in the solution: a mistake in them also fails
+# exercise 4, and exercise 4's feedback says which item to fix first.
+COMPOSED_BY_EX4 = {"backward_C", "cross_entropy_backward", "batchnorm_backward"}
+
+
+@pytest.mark.parametrize("item_name", [
+    "dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits", "dlogit_maxes", "dlogits",
+    "dh", "dW2",
+    "db2", "dhpreact", "dbngain", "dbnbias", "dbnraw", "dbnvar_inv", "dbnvar", "dbndiff2", "dbndiff", "dbnmeani",
+    "dhprebn", "dembcat", "dW1", "db1", "demb", "dC", "ex2_dlogits", "ex3_dhprebn", "ex4_backward"])
+def test_one_mistake_costs_exactly_one_item(item_name: str, mlp: Assignment, solution_ns: dict,
+                                            mlp_cases: list[Case]) -> None:
+    item = mlp.item(item_name)
+    nb = solution_notebook()
+    solution_cell = nb.cells[answer_cell_index(nb, item.function)].source
+    namespace = notebook_with(mlp, {item.function: _wrong_version(item.function, item.args, solution_cell)})
+    reports = {r.item.name: r for r in grade(mlp, NamespaceSource(namespace), mlp_cases)}
+    lost = [name for name, r in reports.items() if not r.passed]
+    expected = [item_name] + (["ex4_backward"] if item.function in COMPOSED_BY_EX4 else [])
+    assert lost == expected
+    total = sum(r.earned for r in reports.values())
+    assert total == mlp.total_points - sum(mlp.item(n).points for n in expected)
+    if item.function in COMPOSED_BY_EX4:
+        assert f"calls functions whose own items fail ({item_name})" in reports["ex4_backward"].problem
+
+
+def test_gradients_the_notebook_says_are_zero_are_zero(mlp_cases: list[Case]) -> None:
+    # The notebook tells students to expect ~0 here: the row max does not change the softmax, and
+    # batchnorm subtracts the batch mean right after `+ b1`. Zeros are then a correct answer.
+    for case in mlp_cases:
+        assert case.grads["dlogit_maxes"].abs().max() < 1e-6
+        assert case.grads["db1"].abs().max() < 1e-6
+
+
+def test_unanswered_release_scores_zero_without_crashing(mlp: Assignment, mlp_cases: list[Case]) -> None:
+    import nbformat
+
+    from conftest import KIT_ROOT
+    release = nbformat.read(str(KIT_ROOT / "release/mlp_backprop/mlp_backprop.ipynb"), as_version=4)
+    namespace = namespace_of(release, mlp)
+    reports = grade(mlp, NamespaceSource(namespace), mlp_cases)
+    assert sum(r.earned for r in reports) == 0
+    assert all("not answered yet" in (r.problem or "") for r in reports)
+
+
+def _grad_copy(namespace: dict, function: str, target: str) -> None:
+    exec(f"def {function}(*args):\n    return {target}\n", namespace)
+
+
+def test_copying_grad_from_notebook_tensors_scores_zero(mlp: Assignment, solution_ns: dict,
+                                                       mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    _grad_copy(namespace, "backward_logprobs", "f.logprobs.grad")           # the notebook's own tensors
+    _grad_copy(namespace, "backward_probs", "args[0].grad")                 # the argument's .grad
+    _grad_copy(namespace, "backward_W2", "params['W2'].grad")
+    reports = {r.item.name: r for r in grade(mlp, NamespaceSource(namespace), mlp_cases)}
+    for name in ("dlogprobs", "dprobs", "dW2"):
+        assert reports[name].earned == 0
+    # .grad of the notebook's tensors is right on the notebook's batch only: the hidden cases catch it.
+    assert "right on the notebook's batch but not on the hidden case" in reports["dlogprobs"].problem
+    assert "received None" in reports["dprobs"].failing_check.problem
+
+
+def test_pasted_numbers_score_zero(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    namespace["_printed"] = mlp_cases[0].grads["dh"].clone()  # numbers printed in the notebook, pasted back
+    exec("def backward_h(W2, dlogits):\n    return _printed.clone()\n", namespace)
+    (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dh")])
+    assert report.earned == 0 and report.notebook_checks[0].passed
+    assert "not on the hidden case" in report.problem
+
+
+AUTOGRAD_CHEATS = {
+    "backward": ("def backward_probs(probs, dlogprobs):\n"
+                 "    p = probs.clone().requires_grad_(True)\n"
+                 "    with torch.enable_grad():\n"
+                 "        p.log().backward(dlogprobs)\n"
+                 "    return p.grad\n"),
+    "autograd.grad": ("def backward_probs(probs, dlogprobs):\n"
+                      "    p = probs.clone().requires_grad_(True)\n"
+                      "    with torch.enable_grad():\n"
+                      "        return torch.autograd.grad(p.log(), p, dlogprobs)[0]\n"),
+    "torch.func.vjp": ("def backward_probs(probs, dlogprobs):\n"
+                       "    _, pull = torch.func.vjp(torch.log, probs)\n"
+                       "    return pull(dlogprobs)[0]\n"),
+    "autograd.functional": ("def backward_probs(probs, dlogprobs):\n"
+                            "    return torch.autograd.functional.vjp(torch.log, probs, dlogprobs)[1]\n"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(AUTOGRAD_CHEATS))
+def test_calling_autograd_inside_an_answer_scores_zero(how: str, mlp: Assignment, solution_ns: dict,
+                                                      mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    exec(AUTOGRAD_CHEATS[how], namespace)
+    (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dprobs")])
+    assert report.earned == 0
+    assert re.search(r"calls .* which this exercise does not allow|is not allowed here", report.problem)
+    # autograd is usable again after the check
+    x = torch.ones(2, requires_grad=True)
+    (x * 2).sum().backward()
+    assert torch.equal(x.grad, torch.full((2,), 2.0))
+
+
+def test_changing_an_input_in_place_scores_zero(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    exec("def backward_logits(logits, dnorm_logits, dlogit_maxes):\n"
+         "    dlogits = dnorm_logits  # no copy: the += below changes the caller's tensor\n"
+         "    dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes\n"
+         "    return dlogits\n", namespace)
+    (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dlogits")])
+    assert report.earned == 0 and "changed its input dnorm_logits in place" in report.problem
+
+
+def test_using_a_notebook_global_for_the_batch_size_is_explained(mlp: Assignment, solution_ns: dict,
+                                                                mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    exec("def backward_logprobs(logprobs, Yb):\n"
+         "    d = torch.zeros_like(logprobs)\n"
+         "    d[torch.arange(n), Yb] = -1.0 / n   # n: the notebook's batch size, not this batch's\n"
+         "    return d\n", namespace)
+    (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dlogprobs")])
+    assert report.earned == 0 and report.notebook_checks[0].passed
+    assert "right on the notebook's batch but not on the hidden case" in report.problem
+    assert "notebook variable (like `n`)" in report.problem
+
+
+def test_wrong_shape_is_reported_with_the_hint(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
+    namespace = dict(solution_ns)
+    exec("def backward_bnmeani(dbndiff):\n    return -dbndiff.sum(0)\n", namespace)  # the lecture's (64,)
+    (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dbnmeani")])
+    text = report.text()
+    assert report.earned == 0
+    assert "shape mismatch: expected (1, 64), received (64,)" in text and "keepdim" in text
+
+
+def test_feedback_names_the_first_wrong_step(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
+    from autograder.harness import summary
+    namespace = dict(solution_ns)
+    exec("def backward_dcounts_placeholder():\n    pass\n", namespace)
+    exec("def backward_bnvar(bnvar, dbnvar_inv):\n    return 0.5 * (bnvar + 1e-5) ** -1.5 * dbnvar_inv\n", namespace)
+    exec("def backward_counts_sum(counts_sum, dcounts_sum_inv):\n    return counts_sum**-2 * dcounts_sum_inv\n",
+         namespace)
+    text = summary(mlp, grade(mlp, NamespaceSource(namespace), mlp_cases))
+    assert "first wrong step: dcounts_sum" in text and "40 / 42" in text
