@@ -73,3 +73,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("timings (measured in this run; not asserted)")
         for label, seconds in TIMINGS:
             terminalreporter.write_line(f"{label:<70} {seconds:8.2f} s")
+
+
+@pytest.fixture(scope="session")
+def released_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A course folder made like an instructor's: the kit's config and source, released with nbgrader."""
+    from autograder.pipeline import prepare_course
+
+    course = tmp_path_factory.mktemp("course")
+    start = time.perf_counter()
+    prepare_course(course, ["mlp_backprop"])
+    TIMINGS.append(("nbgrader generate_assignment mlp_backprop (fresh course)", time.perf_counter() - start))
+    return course
