@@ -8,7 +8,7 @@ folder (the test suite makes some) is a course of its own.
 
 import os
 
-from autograder.nbgrader_plugin import AUTOGRADE_PREPROCESSORS
+from autograder.nbgrader_plugin import AUTOGRADE_PREPROCESSORS, course_private_paths
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads the file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -33,12 +33,9 @@ c.Execute.record_timing = False
 
 # Release notebooks: the answer stub students see in place of each solution region.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-# Ungraded assignments have no late policy; keep nbgrader's default and say so.
-c.AssignLatePenalties.penalty_type = "none"
 
 # Autograde: nbgrader executes the notebook as usual (outputs for the feedback), then the kit's
 # TrustedGrades re-grades every item in a sandbox and overwrites the check cells' outputs, so the
 # gradebook records verdicts that student code could not influence.
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
-c.TrustedGrades.hide = [os.path.join(ROOT, d) for d in
-                        ("source", "solutions", "submitted", "autograded", "feedback", "gradebook.db", "tests")]
+c.TrustedGrades.hide = course_private_paths(ROOT)

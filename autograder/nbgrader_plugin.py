@@ -13,6 +13,7 @@ stderr output zero, so every check cell gets exactly one stdout stream and one n
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
@@ -27,6 +28,24 @@ from .harness import ItemReport, grade
 from .notebook_code import assignment_of, grade_id, grading_cells, is_test_cell
 from .sandbox import Limits, SandboxSource
 from .spec import Case
+
+
+PRIVATE_COURSE_PATHS = ("source", "solutions", "submitted", "autograded", "feedback", "gradebook.db", "tests")
+
+
+def course_private_paths(root: str) -> list[str]:
+    """What a submission's code must not see in a course folder: notebooks with solutions, the other
+    submissions, the gradebook."""
+    return [os.path.join(root, name) for name in PRIVATE_COURSE_PATHS]
+
+
+def grade_notebook(nb: NotebookNode, assignment_id: str, hide: list[str], limits: Limits | None = None,
+                   items: list[str] | None = None) -> tuple[list[ItemReport], SandboxSource]:
+    """The trusted verdict on every item (or on ``items``) of a submitted notebook."""
+    assignment = load(assignment_id)
+    source = SandboxSource(grading_cells(nb, assignment), hide=hide, limits=limits or Limits())
+    chosen = [i for i in assignment.items if items is None or i.name in items]
+    return grade(assignment, source, cases_for(assignment_id), chosen), source
 
 
 @lru_cache(maxsize=8)
@@ -56,13 +75,11 @@ class TrustedGrades(NbGraderPreprocessor):
             self.log.warning("TrustedGrades: %r is not a kit assignment; keeping nbgrader's own verdicts",
                              assignment_id)
             return nb, resources
-        assignment = load(assignment_id)
-        known = {item.name for item in assignment.items}
+        known = {item.name for item in load(assignment_id).items}
         check_cells = {grade_id(c): c for c in nb.cells if is_test_cell(c) and grade_id(c) in known}
-        source = SandboxSource(grading_cells(nb, assignment), hide=list(self.hide),
-                               limits=Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s))
-        reports = grade(assignment, source, cases_for(assignment_id),
-                        [item for item in assignment.items if item.name in check_cells])
+        reports, source = grade_notebook(nb, assignment_id, list(self.hide),
+                                         Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s),
+                                         list(check_cells))
         self.log.info("TrustedGrades: %s, %g / %g points (sandbox: %s)", assignment_id,
                       sum(r.earned for r in reports), sum(r.item.points for r in reports), source.isolation_note)
         for report in reports:

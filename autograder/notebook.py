@@ -8,6 +8,7 @@ feedback. It returns the points earned, which nbgrader reads as the cell's parti
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import MutableMapping
@@ -39,6 +40,11 @@ class Grader:
 
     def check(self, name: str) -> float:
         """Check one item, print its feedback, and return the points earned."""
+        if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+            # nbgrader autograde replaces this cell's output with the sandbox's verdict (TrustedGrades):
+            # computing a kernel-side verdict here would be thrown away.
+            print(f"{name}: graded outside this notebook")
+            return 0.0
         (report,) = self._grade([name])
         print(report.text())
         return report.earned

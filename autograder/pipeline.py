@@ -21,6 +21,8 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 from .assignments import load
+from .harness import summary
+from .nbgrader_plugin import course_private_paths, grade_notebook
 from .samples import KIT_ROOT, write_samples
 from .spec import Assignment
 
@@ -78,19 +80,28 @@ def submitted_students(course: Path, aid: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / aid).is_dir()) if root.exists() else []
 
 
-def unreadable_reason(path: Path) -> str:
-    """Why nbgrader could not grade a submission, in words for the student."""
+def unreadable_reason(path: Path) -> str | None:
+    """Why a submitted notebook cannot be read at all, or None if it can."""
     if not path.exists():
         return "no notebook was submitted"
     try:
         nbformat.read(str(path), as_version=4)
     except Exception as exc:
         return f"the notebook file cannot be opened ({type(exc).__name__}: {str(exc).split(':')[0][:120]})"
-    return "nbgrader could not process this notebook (see the autograde log)"
+    return None
 
 
-def record_ungradable(course: Path, aid: str, student: str, reason: str) -> None:
-    """Zero for every graded cell, with the reason as a comment, and a feedback page that says why."""
+def execution_failure(log: str) -> str:
+    """What stopped nbgrader, in words for the student (the details are in the autograde log)."""
+    if "DeadKernelError" in log:
+        return "nbgrader could not run this notebook: the kernel died (a cell called exit() or crashed Python)"
+    if "UnresponsiveKernelError" in log:
+        return "nbgrader could not run this notebook: the kernel stopped responding (an endless loop in C code?)"
+    return "nbgrader could not run this notebook"
+
+
+def _record_scores(course: Path, aid: str, student: str, scores: dict[str, float], comment: str) -> None:
+    """Write auto scores (grade_id -> points; missing ones get 0) for one submission into the gradebook."""
     course_id, db_url = course_id_and_db(course)
     with Gradebook(db_url, course_id) as gb:
         gb.update_or_create_student(student)
@@ -100,16 +111,38 @@ def record_ungradable(course: Path, aid: str, student: str, reason: str) -> None
             gb.add_submission(aid, student)
         submission = gb.find_submission_notebook(aid, aid, student)
         for grade in submission.grades:
-            grade.auto_score = 0.0
+            grade.auto_score = float(scores.get(grade.name, 0.0))
             grade.needs_manual_grade = False
-        for comment in submission.comments:
-            comment.auto_comment = reason
+        for entry in submission.comments:
+            entry.auto_comment = comment
         gb.db.commit()
+
+
+def _feedback_page(course: Path, aid: str, student: str, title: str, body: str) -> None:
     page = course / "feedback" / student / aid / f"{aid}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(f"<html><body><h1>{html.escape(aid)}: not graded</h1><p>Your submission could not be "
-                    f"graded: {html.escape(reason)}.</p><p>Every item scores 0. Re-submit a notebook that opens "
-                    "in Jupyter (File &rarr; Save, then check that it reopens).</p></body></html>\n")
+    page.write_text(f"<html><body><h1>{html.escape(aid)}: {html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def record_ungradable(course: Path, aid: str, student: str, reason: str) -> None:
+    """Zero for every graded cell, with the reason as a comment, and a feedback page that says why."""
+    _record_scores(course, aid, student, {}, reason)
+    _feedback_page(course, aid, student, "not graded",
+                   f"<p>Your submission could not be graded: {html.escape(reason)}.</p><p>Every item scores 0. "
+                   "Re-submit a notebook that opens in Jupyter (File &rarr; Save, then check that it reopens).</p>")
+
+
+def grade_in_sandbox_only(course: Path, aid: str, student: str, reason: str) -> None:
+    """nbgrader could not execute a readable notebook: grade it with the sandboxed harness alone (the
+    same verdicts TrustedGrades gives), so a crashing cell costs only what depends on it."""
+    nb = nbformat.read(str(course / "submitted" / student / aid / f"{aid}.ipynb"), as_version=4)
+    reports, _ = grade_notebook(nb, aid, course_private_paths(str(course)))
+    _record_scores(course, aid, student, {r.item.name: r.earned for r in reports},
+                   f"{reason}; graded in the sandbox without cell outputs")
+    items = "".join(f"<h3>{html.escape(r.item.name)}</h3><pre>{html.escape(r.text())}</pre>" for r in reports)
+    _feedback_page(course, aid, student, "graded without running the notebook",
+                   f"<p>{html.escape(reason)}. Your functions were still graded, each on its own, so this "
+                   f"report has no cell outputs.</p><pre>{html.escape(summary(load(aid), reports))}</pre>{items}")
 
 
 def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) -> list[StudentRow]:
@@ -126,7 +159,7 @@ def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) 
             wrong = sorted((g.name for g in grades if (g.score or 0.0) < g.max_score),
                            key=lambda n: order.get(n, len(order)))
             rows.append(StudentRow(student=student, score=float(submission.score), max_score=float(submission.max_score),
-                                   status=f"not gradable: {reasons[student]}" if student in reasons else "graded",
+                                   status=reasons.get(student, "graded"),
                                    wrong=wrong))
     return rows
 
@@ -141,22 +174,28 @@ def expectation(assignment: Assignment, row: StudentRow) -> str:
 
 
 def grade_assignment(course: Path, aid: str) -> AssignmentRun:
-    """Autograde every submission of ``aid``, record the ungradable ones, write feedback."""
+    """Autograde every submission of ``aid``, record the ones nbgrader could not process, write feedback."""
     assignment = load(aid)
     students = submitted_students(course, aid)
     start = time.perf_counter()
-    autograde = nbgrader(course, "autograde", aid, "--force")
+    log = nbgrader(course, "autograde", aid, "--force").stderr
     seconds = time.perf_counter() - start
     reasons: dict[str, str] = {}
     for student in students:
-        if not (course / "autograded" / student / aid / f"{aid}.ipynb").exists():
-            reasons[student] = unreadable_reason(course / "submitted" / student / aid / f"{aid}.ipynb")
-            record_ungradable(course, aid, student, reasons[student])
+        if (course / "autograded" / student / aid / f"{aid}.ipynb").exists():
+            continue
+        unreadable = unreadable_reason(course / "submitted" / student / aid / f"{aid}.ipynb")
+        if unreadable is not None:
+            reasons[student] = f"not gradable: {unreadable}"
+            record_ungradable(course, aid, student, unreadable)
+        else:
+            reasons[student] = f"graded in the sandbox only: {execution_failure(log)}"
+            grade_in_sandbox_only(course, aid, student, execution_failure(log))
     feedback = nbgrader(course, "generate_feedback", aid, "--force")
     rows = collect_rows(course, assignment, reasons)
     for row in rows:
         row.expected = expectation(assignment, row)
-    return AssignmentRun(assignment, rows, seconds, len(students), log=autograde.stderr + feedback.stderr)
+    return AssignmentRun(assignment, rows, seconds, len(students), log=log + feedback.stderr)
 
 
 def export_grades(course: Path) -> Path:
@@ -169,10 +208,11 @@ def export_grades(course: Path) -> Path:
 def format_run(run: AssignmentRun) -> str:
     per = run.autograde_seconds / max(1, run.submissions)
     lines = [f"{run.assignment.id}: nbgrader autograde of {run.submissions} submissions took "
-             f"{run.autograde_seconds:.1f} s ({per:.1f} s each)",
+             f"{run.autograde_seconds:.1f} s ({per:.1f} s per submission)",
              f"  {'student':<22} {'score':>11}  {'status':<12} {'check':<12} items lost"]
     for row in run.rows:
-        status = "graded" if row.status == "graded" else "NOT GRADABLE"
+        status = ("graded" if row.status == "graded" else "NOT GRADABLE" if row.status.startswith("not gradable")
+                  else "sandbox only")
         lost = ", ".join(row.wrong) if len(row.wrong) < len(run.assignment.items) else "all"
         lines.append(f"  {row.student:<22} {row.score:>5g} / {row.max_score:<3g}  {status:<12} "
                      f"{row.expected or '-':<12} {lost}")

@@ -15,7 +15,7 @@ from autograder.samples import answer_cell_index
 from autograder.spec import Assignment, Case
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
-TIMINGS: list[tuple[str, float]] = []
+FIGURES: list[tuple[str, float, str]] = []  # (what, value, unit), printed after the run
 
 
 @pytest.fixture(scope="session")
@@ -62,17 +62,17 @@ def timed() -> Iterator[object]:
                     timer.start = time.perf_counter()
 
                 def __exit__(self_inner, *exc: object) -> None:
-                    TIMINGS.append((label, time.perf_counter() - timer.start))
+                    FIGURES.append((label, time.perf_counter() - timer.start, 's'))
             return _Block()
 
     yield Timer()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if TIMINGS:
-        terminalreporter.section("timings (measured in this run; not asserted)")
-        for label, seconds in TIMINGS:
-            terminalreporter.write_line(f"{label:<70} {seconds:8.2f} s")
+    if FIGURES:
+        terminalreporter.section("figures measured in this run (printed, not asserted)")
+        for label, value, unit in FIGURES:
+            terminalreporter.write_line(f"{label:<72} {value:8.2f} {unit}")
 
 
 @pytest.fixture(scope="session")
@@ -83,5 +83,5 @@ def released_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = tmp_path_factory.mktemp("course")
     start = time.perf_counter()
     prepare_course(course, ["mlp_backprop"])
-    TIMINGS.append(("nbgrader generate_assignment mlp_backprop (fresh course)", time.perf_counter() - start))
+    FIGURES.append(("nbgrader generate_assignment mlp_backprop (fresh course)", time.perf_counter() - start, 's'))
     return course

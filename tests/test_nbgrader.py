@@ -13,7 +13,7 @@ from autograder.pipeline import AssignmentRun, export_grades, format_run, grade_
 from autograder.samples import sample_notebook, write_samples
 from autograder.spec import Assignment, Sample
 
-from conftest import TIMINGS
+from conftest import FIGURES
 
 EXTRA_SAMPLES = (
     # One gradient mutated (a sign in dbnvar): exactly that item's point is lost.
@@ -38,6 +38,11 @@ EXTRA_SAMPLES = (
                                    "    warnings.warn('a warning')\n"
                                    "    return dlogits @ W2.T\n")},
            expected_zero=()),
+    # A cell that kills the kernel makes nbgrader give up on the notebook: the sandbox still grades it,
+    # and only the item whose cell crashed is lost.
+    Sample("test-kernel-dies", "solution, but the db1 answer cell ends with os._exit(1)",
+           replace={"backward_b1": "def backward_b1(dhprebn):\n    return dhprebn.sum(0)\n\nimport os\nos._exit(1)\n"},
+           expected_zero=("db1",)),
 )
 
 
@@ -49,7 +54,7 @@ def graded(released_course: Path, mlp: Assignment) -> AssignmentRun:
         folder.mkdir(parents=True)
         (folder / f"{mlp.id}.ipynb").write_text(sample_notebook(sample, mlp))
     run = grade_assignment(released_course, mlp.id)
-    TIMINGS.append((f"nbgrader autograde of {run.submissions} submissions (sequential)", run.autograde_seconds))
+    FIGURES.append((f"nbgrader autograde of {run.submissions} submissions (sequential)", run.autograde_seconds, 's'))
     print(format_run(run))
     return run
 
@@ -110,6 +115,15 @@ def test_feedback_shows_the_trusted_verdict_and_hint(graded: AssignmentRun, rele
     assert "received (1,)" in tamper or "shape mismatch" in tamper
 
 
+def test_a_dead_kernel_costs_only_the_crashing_cell(graded: AssignmentRun, released_course: Path) -> None:
+    row = rows(graded)["test-kernel-dies"]
+    assert row.wrong == ["db1"] and row.score == 41
+    assert row.status == ("graded in the sandbox only: nbgrader could not run this notebook: the kernel died "
+                          "(a cell called exit() or crashed Python)")
+    page = (released_course / "feedback" / "test-kernel-dies" / "mlp_backprop" / "mlp_backprop.html").read_text()
+    assert "graded without running the notebook" in page and "db1" in page
+
+
 def test_export_writes_a_grade_for_every_student(graded: AssignmentRun, released_course: Path) -> None:
     path = export_grades(released_course)
     with open(path) as fh:
@@ -120,5 +134,5 @@ def test_export_writes_a_grade_for_every_student(graded: AssignmentRun, released
 def test_time_one_submission(graded: AssignmentRun, released_course: Path) -> None:
     start = time.perf_counter()
     done = nbgrader(released_course, "autograde", "mlp_backprop", "--student", "sample-solution", "--force")
-    TIMINGS.append(("nbgrader autograde of one submission (the solution)", time.perf_counter() - start))
+    FIGURES.append(("nbgrader autograde of one submission (the solution)", time.perf_counter() - start, 's'))
     assert done.returncode == 0, done.stderr[-2000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 from autograder.samples import sample_notebook
 from autograder.spec import Assignment
 
-from conftest import KIT_ROOT, TIMINGS
+from conftest import KIT_ROOT, FIGURES
 
 
 def self_check(notebook: Path) -> subprocess.CompletedProcess[str]:
@@ -23,8 +23,8 @@ def test_solution_passes_every_item(tmp_path: Path) -> None:
     notebook.write_text((KIT_ROOT / "solutions/mlp_backprop/mlp_backprop.ipynb").read_text())
     start = time.perf_counter()
     done = self_check(notebook)
-    TIMINGS.append(("student self-check: pytest mlp_backprop.ipynb (solution, whole command)",
-                    time.perf_counter() - start))
+    FIGURES.append(("student self-check: pytest mlp_backprop.ipynb (solution, whole command)",
+                    time.perf_counter() - start, "s"))
     assert done.returncode == 0, done.stdout[-3000:]
     assert "29 passed" in done.stdout and "total                  42 / 42" in done.stdout
 

@@ -1,0 +1,46 @@
+"""The default tolerance against the rounding a correct answer actually shows, and against mistakes.
+
+Prints, for the solution, how much of the tolerance each item uses at most (it must be a small
+fraction), and for the mistakes students make, how far outside it they land.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from autograder.harness import NamespaceSource, plan_calls
+from autograder.spec import Assignment, Case
+from autograder.tolerances import DEFAULT
+
+from conftest import FIGURES, namespace_of, solution_notebook
+
+
+def used_fraction(received: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |r - e| / (atol + rtol |e|): 1.0 is the edge of the tolerance."""
+    bound = DEFAULT.atol + DEFAULT.rtol * expected.abs()
+    return float(((received - expected).abs() / bound).max())
+
+
+def test_solution_uses_a_small_fraction_of_the_tolerance(mlp: Assignment, mlp_cases: list[Case]) -> None:
+    namespace = namespace_of(solution_notebook(), mlp)
+    outcomes = NamespaceSource(namespace).run(plan_calls(mlp.items, mlp_cases))
+    worst = 0.0
+    for item in mlp.items:
+        for index, case in enumerate(mlp_cases):
+            value = outcomes[f"{item.name}@{index}"].value
+            expected = item.expected_for(case)
+            pairs = [(value[k], expected[k]) for k in expected] if isinstance(expected, dict) else [(value, expected)]
+            worst = max([worst] + [used_fraction(r, e) for r, e in pairs])
+    FIGURES.append(("largest share of the tolerance a solution gradient uses", 100 * worst, "%"))
+    assert worst < 0.05  # at least 20x headroom over float32 rounding
+
+
+def test_common_mistakes_land_far_outside_the_tolerance(mlp_cases: list[Case]) -> None:
+    case = mlp_cases[1]
+    n = case.values["Xb"].shape[0]
+    dbndiff2 = case.grads["dbndiff2"]
+    assert used_fraction(dbndiff2 * (n - 1) / n, dbndiff2) > 10     # Bessel: 1/n instead of 1/(n-1)
+    dlogprobs = case.grads["dlogprobs"]
+    assert used_fraction(dlogprobs * n, dlogprobs) > 10            # a missing 1/n
+    dW2 = case.grads["dW2"]
+    assert used_fraction(dW2 * 1.01, dW2) > 1                      # even a 1% slip
