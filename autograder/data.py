@@ -48,3 +48,32 @@ def splits(block_size: int, seed: int = 42) -> dict[str, tuple[Tensor, Tensor]]:
     return {"train": build_dataset(words[:n1], block_size),
             "dev": build_dataset(words[n1:n2], block_size),
             "test": build_dataset(words[n2:], block_size)}
+
+
+# ---------------------------------------------------------------- songs, for the CNN assignment
+# ``songs.txt``: melodies of traditional and public-domain children's songs as note letters in C
+# major (a-g), a comma ending each phrase, written out for the kit.
+
+SONG_END = "."  # ends a song
+NOTE_ALPHABET = SONG_END + ",abcdefg"
+NOTE_STOI: dict[str, int] = {ch: i for i, ch in enumerate(NOTE_ALPHABET)}
+NOTE_ITOS: dict[int, str] = {i: ch for ch, i in NOTE_STOI.items()}
+
+
+@lru_cache(maxsize=1)
+def load_songs() -> dict[str, str]:
+    """Song name -> its notes, lower-cased (``"ccggaag,ffeeddc,..."``)."""
+    text = resources.files("autograder").joinpath("data/songs.txt").read_text(encoding="utf-8")
+    songs: dict[str, str] = {}
+    for line in text.splitlines():
+        if "|" in line and not line.startswith("#"):
+            name, notes = (part.strip() for part in line.split("|", 1))
+            songs[name] = notes.lower()
+    return songs
+
+
+@lru_cache(maxsize=1)
+def song_tokens() -> Tensor:
+    """Every song's notes followed by the end marker, concatenated: ``(N,)`` int64."""
+    return torch.tensor([NOTE_STOI[ch] for notes in load_songs().values() for ch in notes + SONG_END],
+                        dtype=torch.long)

@@ -27,7 +27,7 @@ class Call:
     key: str
     function: str
     args: tuple[object, ...]
-    arg_names: tuple[str, ...]
+    arg_names: tuple[str | int, ...]
     watch: tuple[str, ...] = ()  # other graded functions whose use is recorded
 
 
@@ -123,9 +123,37 @@ def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: S
             for item in items for i, case in enumerate(cases)]
 
 
+def _select_output(item: Item, value: object) -> object:
+    """The element of a returned tuple that ``item`` checks (returned tuples arrive as lists)."""
+    if item.output is None:
+        return value
+    if isinstance(value, list) and len(value) > item.output:
+        return value[item.output]
+    return _Wrong(f"expected the function to return a tuple of tensors (this item checks element "
+                  f"{item.output}), received {_describe(value)}")
+
+
+class _Wrong:
+    """A return value of the wrong form, with the sentence that says so."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return f"a tuple of {len(value)}"
+    if isinstance(value, dict) and "__unsupported__" in value:
+        return f"a {value['__unsupported__']}"
+    return f"a {type(value).__name__}"
+
+
 def _check_case(item: Item, case: Case, value: object) -> list[CheckResult]:
     expected = item.expected_for(case)
-    received = _received(value)
+    selected = _select_output(item, value)
+    if isinstance(selected, _Wrong):
+        return [CheckResult(name=item.name, passed=False, problem=selected.message)]
+    received = _received(selected)
     if isinstance(expected, Mapping):
         if not isinstance(received, Mapping):
             return [compare(item.name, received, next(iter(expected.values())), item.tolerance, case.sizes)]

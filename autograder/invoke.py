@@ -166,6 +166,8 @@ def plain_value(value: object) -> object:
         return value.detach().clone().as_subclass(Tensor)
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: plain_value(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, Tensor) for v in value):
+        return [plain_value(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return {"__unsupported__": type(value).__name__}
@@ -201,7 +203,7 @@ def recording_calls(namespace: MutableMapping[str, object] | None, names: Sequen
             namespace[name] = fn  # type: ignore[index]
 
 
-def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequence[str],
+def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequence[str | int],
            seconds: float | None = None, namespace: MutableMapping[str, object] | None = None,
            watch: Sequence[str] = ()) -> CallOutcome:
     """Run ``fn(*copies of args)`` with autograd forbidden and report what happened, including which
@@ -228,5 +230,5 @@ def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequenc
     if guard.used:
         outcome.error = f"the answer calls {guard.what}, which this exercise does not allow"
     for name, before, after in zip(arg_names, pristine, working):
-        outcome.mutated += _changed_paths(before, after, name)
+        outcome.mutated += _changed_paths(before, after, str(name))
     return outcome

@@ -29,8 +29,10 @@ class Case:
     grads: Mapping[str, Tensor]
     sizes: tuple[int, ...] = ()
 
-    def resolve(self, name: str) -> object:
+    def resolve(self, name: str | int) -> object:
         """An argument by name: a true upstream gradient if it is one, else a forward value."""
+        if not isinstance(name, str):
+            return name
         if name in self.grads:
             return self.grads[name]
         if name in self.values:
@@ -51,12 +53,13 @@ class Item:
 
     name: str
     function: str
-    args: tuple[str, ...]
+    args: tuple[str | int, ...]  # names resolved from the case; ints (a stride, a padding) passed as they are
     points: float
     exercise: int
     tolerance: Tolerance | None = None
     hint: str | None = None  # shown whenever this item fails
     expected: Callable[[Case], Expected] | None = None
+    output: int | None = None  # the function returns a tuple; this item checks element ``output``
 
     def expected_for(self, case: Case) -> Expected:
         return self.expected(case) if self.expected is not None else case.grads[self.name]

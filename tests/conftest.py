@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignments import load
+from autograder.assignments import assignment_ids, load
 from autograder.notebook_code import grading_cells
 from autograder.samples import answer_cell_index
 from autograder.spec import Assignment, Case
@@ -23,9 +23,25 @@ def mlp() -> Assignment:
     return load("mlp_backprop")
 
 
+_CASES: dict[str, list[Case]] = {}
+
+
+def cases_of(assignment: Assignment) -> list[Case]:
+    """The grader's cases, made once per test session."""
+    if assignment.id not in _CASES:
+        _CASES[assignment.id] = assignment.make_cases()
+    return _CASES[assignment.id]
+
+
 @pytest.fixture(scope="session")
 def mlp_cases(mlp: Assignment) -> list[Case]:
-    return mlp.make_cases()
+    return cases_of(mlp)
+
+
+@pytest.fixture(scope="session", params=assignment_ids())
+def assignment(request: pytest.FixtureRequest) -> Assignment:
+    """Each assignment in turn."""
+    return load(request.param)
 
 
 def solution_notebook(aid: str = "mlp_backprop") -> nbformat.NotebookNode:
@@ -82,6 +98,7 @@ def released_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     course = tmp_path_factory.mktemp("course")
     start = time.perf_counter()
-    prepare_course(course, ["mlp_backprop"])
-    FIGURES.append(("nbgrader generate_assignment mlp_backprop (fresh course)", time.perf_counter() - start, 's'))
+    prepare_course(course, assignment_ids())
+    FIGURES.append((f"nbgrader generate_assignment of {len(assignment_ids())} assignments (fresh course)",
+                    time.perf_counter() - start, "s"))
     return course

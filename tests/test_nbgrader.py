@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.assignments import assignment_ids, load
 from autograder.pipeline import AssignmentRun, export_grades, format_run, grade_assignment, nbgrader
 from autograder.samples import sample_notebook, write_samples
 from autograder.spec import Assignment, Sample
@@ -47,16 +48,37 @@ EXTRA_SAMPLES = (
 
 
 @pytest.fixture(scope="module")
-def graded(released_course: Path, mlp: Assignment) -> AssignmentRun:
-    write_samples(released_course, mlp)
-    for sample in EXTRA_SAMPLES:
-        folder = released_course / "submitted" / sample.student / mlp.id
-        folder.mkdir(parents=True)
-        (folder / f"{mlp.id}.ipynb").write_text(sample_notebook(sample, mlp))
-    run = grade_assignment(released_course, mlp.id)
-    FIGURES.append((f"nbgrader autograde of {run.submissions} submissions (sequential)", run.autograde_seconds, 's'))
-    print(format_run(run))
-    return run
+def runs(released_course: Path) -> dict[str, AssignmentRun]:
+    """Every assignment's bundled samples (and, for the MLP, the extra ones above), autograded."""
+    result = {}
+    for aid in assignment_ids():
+        assignment = load(aid)
+        write_samples(released_course, assignment)
+        for sample in EXTRA_SAMPLES if aid == "mlp_backprop" else ():
+            folder = released_course / "submitted" / sample.student / aid
+            folder.mkdir(parents=True)
+            (folder / f"{aid}.ipynb").write_text(sample_notebook(sample, assignment))
+        run = grade_assignment(released_course, aid)
+        FIGURES.append((f"nbgrader autograde of {run.submissions} {aid} submissions (sequential)",
+                        run.autograde_seconds, "s"))
+        print(format_run(run))
+        result[aid] = run
+    return result
+
+
+@pytest.fixture(scope="module")
+def graded(runs: dict[str, AssignmentRun]) -> AssignmentRun:
+    return runs["mlp_backprop"]
+
+
+def test_every_assignment_every_sample_as_designed(runs: dict[str, AssignmentRun]) -> None:
+    for aid, run in runs.items():
+        assignment = load(aid)
+        by_student = rows(run)
+        assert {s.student for s in assignment.samples} <= set(by_student)
+        assert by_student["sample-solution"].score == assignment.total_points
+        for sample in assignment.samples:
+            assert by_student[sample.student].expected == "as expected", (aid, sample.student)
 
 
 def rows(run: AssignmentRun) -> dict:
@@ -67,6 +89,10 @@ def test_every_submission_gets_a_row(graded: AssignmentRun, mlp: Assignment) -> 
     expected = {s.student for s in mlp.samples} | {s.student for s in EXTRA_SAMPLES}
     assert set(rows(graded)) == expected
     assert all(r.max_score == mlp.total_points for r in graded.rows)
+    for sample in mlp.samples + EXTRA_SAMPLES:
+        if sample.expected_zero and not sample.corrupt and sample.base != "release":
+            wrong = rows(graded)[sample.student].wrong
+            assert wrong == [i.name for i in mlp.items if i.name in sample.expected_zero], sample.student
 
 
 def test_solution_full_marks(graded: AssignmentRun) -> None:
@@ -124,11 +150,16 @@ def test_a_dead_kernel_costs_only_the_crashing_cell(graded: AssignmentRun, relea
     assert "graded without running the notebook" in page and "db1" in page
 
 
-def test_export_writes_a_grade_for_every_student(graded: AssignmentRun, released_course: Path) -> None:
+def test_export_writes_a_grade_for_every_student(runs: dict[str, AssignmentRun], released_course: Path) -> None:
     path = export_grades(released_course)
     with open(path) as fh:
-        exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(fh)}
-    assert exported == {r.student: r.score for r in graded.rows}
+        exported = {(r["assignment"], r["student_id"]): float(r["raw_score"]) for r in csv.DictReader(fh)}
+    for aid, run in runs.items():
+        exported_here = {s: v for (a, s), v in exported.items() if a == aid}
+        graded_here = {r.student: r.score for r in run.rows}
+        assert {s: exported_here[s] for s in graded_here} == graded_here
+        # students with no submission for this assignment are exported with 0
+        assert all(v == 0 for s, v in exported_here.items() if s not in graded_here)
 
 
 def test_time_one_submission(graded: AssignmentRun, released_course: Path) -> None:

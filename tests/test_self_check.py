@@ -18,15 +18,17 @@ def self_check(notebook: Path) -> subprocess.CompletedProcess[str]:
                           cwd=notebook.parent, capture_output=True, text=True)
 
 
-def test_solution_passes_every_item(tmp_path: Path) -> None:
-    notebook = tmp_path / "mlp_backprop.ipynb"
-    notebook.write_text((KIT_ROOT / "solutions/mlp_backprop/mlp_backprop.ipynb").read_text())
+def test_solution_passes_every_item(tmp_path: Path, assignment: Assignment) -> None:
+    aid = assignment.id
+    notebook = tmp_path / f"{aid}.ipynb"
+    notebook.write_text((KIT_ROOT / "solutions" / aid / f"{aid}.ipynb").read_text())
     start = time.perf_counter()
     done = self_check(notebook)
-    FIGURES.append(("student self-check: pytest mlp_backprop.ipynb (solution, whole command)",
+    FIGURES.append((f"student self-check: pytest {aid}.ipynb (solution, whole command)",
                     time.perf_counter() - start, "s"))
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "29 passed" in done.stdout and "total                  42 / 42" in done.stdout
+    total = f"{assignment.total_points:g} / {assignment.total_points:g}"
+    assert f"{len(assignment.items)} passed" in done.stdout and total in done.stdout
 
 
 def test_mistakes_fail_their_items_with_the_feedback(tmp_path: Path, mlp: Assignment) -> None:

@@ -8,16 +8,14 @@ the forward pass: the notebook shows and calls it, and the grader runs it to mak
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import textwrap
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import torch
 from torch import Tensor
 
 from ..data import ITOS, STOI, splits
+from .. import reference
+from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample
 
 VOCAB_SIZE = len(STOI)  # 27: '.' and a-z
@@ -98,10 +96,6 @@ class Forward:
     logprobs: Tensor     # (n, V)
     loss: Tensor         # ()
 
-    def intermediates(self) -> dict[str, Tensor]:
-        """The float tensors computed from the parameters (everything but the data)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("Xb", "Yb")}
-
 
 def forward(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> Forward:
     C, W1, b1 = params["C"], params["W1"], params["b1"]
@@ -143,23 +137,12 @@ def forward(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> Forward:
 
 def forward_with_grads(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> Forward:
     """Run ``forward`` and ``loss.backward()``, keeping ``.grad`` on every intermediate too."""
-    for p in params.values():
-        p.grad = None
-    f = forward(params, Xb, Yb)
-    for t in f.intermediates().values():
-        t.retain_grad()
-    f.loss.backward()
-    return f
+    return reference.forward_with_grads(forward, params, Xb, Yb)
 
 
 def autograd_reference(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> tuple[Forward, dict[str, Tensor]]:
     """The grader's reference: autograd's gradient of every intermediate and parameter, ``d`` + name."""
-    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    f = forward_with_grads(leaves, Xb, Yb)
-    grads = {f"d{k}": t.grad.detach() for k, t in f.intermediates().items() if k != "loss"}
-    grads.update({f"d{k}": p.grad.detach() for k, p in leaves.items()})
-    detached = Forward(**{k: v.detach() for k, v in vars(f).items()})
-    return detached, grads
+    return reference.autograd_reference(forward, params, Xb, Yb)
 
 
 def make_case(label: str, cfg: Config, seed: int) -> Case:
@@ -225,13 +208,6 @@ def sample_names(params: dict[str, Tensor], bn_stats: tuple[Tensor, Tensor], blo
             context = context[1:] + [ix]
         names.append("".join(out))
     return names
-
-
-def show_source(obj: object) -> object:
-    """Display the source of a kit function in the notebook, highlighted."""
-    from IPython.display import Code
-
-    return Code(textwrap.dedent(inspect.getsource(obj)), language="python")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- graded items
@@ -382,6 +358,6 @@ ASSIGNMENT = Assignment(
     samples=SAMPLES,
 )
 
-__all__ = ["ASSIGNMENT", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES", "SimpleNamespace",
+__all__ = ["ASSIGNMENT", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES",
            "autograd_reference", "batchnorm_statistics", "forward", "forward_with_grads", "init_params",
            "sample_batch", "sample_names", "setup", "show_source", "split_loss"]
