@@ -127,6 +127,11 @@ def _select_output(item: Item, value: object) -> object:
     """The element of a returned tuple that ``item`` checks (returned tuples arrive as lists)."""
     if item.output is None:
         return value
+    if isinstance(item.output, str):
+        if isinstance(value, dict) and "__unsupported__" not in value:
+            return value.get(item.output)
+        return _Wrong(f"expected the function to return a dict of tensors (this item checks "
+                      f"{item.output!r}), received {_describe(value)}")
     if isinstance(value, list) and len(value) > item.output:
         return value[item.output]
     return _Wrong(f"expected the function to return a tuple of tensors (this item checks element "

@@ -18,31 +18,62 @@ from torch import Tensor
 F = TypeVar("F")
 
 
+def named_tensors(f: object) -> dict[str, Tensor]:
+    """Every tensor of a forward pass by name; a list field (one tensor per time step) gives
+    ``name@0``, ``name@1``, ..."""
+    named: dict[str, Tensor] = {}
+    for k, v in vars(f).items():
+        if isinstance(v, Tensor):
+            named[k] = v
+        elif isinstance(v, list):
+            named.update({f"{k}@{t}": x for t, x in enumerate(v) if isinstance(x, Tensor)})
+    return named
+
+
 def tracked(f: object) -> dict[str, Tensor]:
     """The steps of a forward pass that autograd tracks (computed from parameters; not the data)."""
-    return {k: v for k, v in vars(f).items() if isinstance(v, Tensor) and v.requires_grad}
+    return {k: v for k, v in named_tensors(f).items() if v.requires_grad}
 
 
-def forward_with_grads(forward: Callable[..., F], params: dict[str, Tensor], *data: Tensor) -> F:
+def forward_with_grads(forward: Callable[..., F], params: dict[str, Tensor], *data: Tensor,
+                       retain_graph: bool = False) -> F:
     """Run ``forward`` and ``loss.backward()``, keeping ``.grad`` on every intermediate too."""
     for p in params.values():
         p.grad = None
     f = forward(params, *data)
     for t in tracked(f).values():
         t.retain_grad()
-    f.loss.backward()  # type: ignore[attr-defined]
+    f.loss.backward(retain_graph=retain_graph)  # type: ignore[attr-defined]
     return f
 
 
-def autograd_reference(forward: Callable[..., F], params: dict[str, Tensor],
-                       *data: Tensor) -> tuple[F, dict[str, Tensor]]:
-    """Detached forward steps, and autograd's gradient of every step and parameter (``d`` + name)."""
+def autograd_reference(forward: Callable[..., F], params: dict[str, Tensor], *data: Tensor,
+                       extra: Callable[[F, dict[str, Tensor]], dict[str, Tensor]] | None = None,
+                       ) -> tuple[F, dict[str, Tensor]]:
+    """Detached forward steps, and autograd's gradient of every step and parameter (``d`` + name).
+
+    ``extra(f, leaves)`` may add gradients that are not of a single named tensor (a vector-Jacobian
+    product through one part of the graph, such as one time step), computed with autograd too.
+    """
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    f = forward_with_grads(forward, leaves, *data)
-    grads = {f"d{k}": t.grad.detach() for k, t in tracked(f).items() if k != "loss" and t.grad is not None}
-    grads.update({f"d{k}": p.grad.detach() for k, p in leaves.items()})
-    detached = dataclasses.replace(f, **{k: v.detach() for k, v in vars(f).items() if isinstance(v, Tensor)})
-    return detached, grads
+    f = forward_with_grads(forward, leaves, *data, retain_graph=extra is not None)
+    # clones, not views of .grad: later autograd calls (``extra``) may add to the .grad of retained tensors
+    grads = {f"d{k}": t.grad.detach().clone() for k, t in tracked(f).items() if k != "loss" and t.grad is not None}
+    grads.update({f"d{k}": p.grad.detach().clone() for k, p in leaves.items()})
+    if extra is not None:
+        grads.update({k: v.detach() for k, v in extra(f, leaves).items()})
+    return detach(f), grads
+
+
+def detach(f: F) -> F:
+    """A copy of a forward pass with every tensor (and every tensor in a list) detached."""
+    def plain(v: object) -> object:
+        if isinstance(v, Tensor):
+            return v.detach()
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+    return dataclasses.replace(f, **{k: plain(v) for k, v in vars(f).items()})  # type: ignore[type-var]
 
 
 def show_source(obj: object) -> object:

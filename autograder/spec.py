@@ -59,7 +59,7 @@ class Item:
     tolerance: Tolerance | None = None
     hint: str | None = None  # shown whenever this item fails
     expected: Callable[[Case], Expected] | None = None
-    output: int | None = None  # the function returns a tuple; this item checks element ``output``
+    output: int | str | None = None  # the function returns a tuple (dict); this item checks that element (key)
 
     def expected_for(self, case: Case) -> Expected:
         return self.expected(case) if self.expected is not None else case.grads[self.name]

@@ -21,6 +21,9 @@ COMPOSED = {
                                   "residual_backward", "batchnorm2d_backward", "conv_backward", "relu_backward",
                                   "input_backward", "embedding_backward"},
                      "dxin": {"conv_backward"}},
+    # bptt's items are graded with the grader's step oracle, so a wrong step function does not reach them
+    "gru_backprop": {"backward": {"cross_entropy_backward", "head_backward", "dropout_backward", "bptt",
+                                  "gru_step_backward", "embedding_backward"}},
 }
 
 
@@ -78,3 +81,18 @@ def test_one_wrong_function_loses_exactly_the_items_that_use_it(aid: str, functi
     for name, functions in composed.items():
         if function in functions:
             assert "calls functions whose own items fail" in reports[name].problem
+
+
+def test_bptt_loop_mistake_is_reported_at_the_step_it_happens() -> None:
+    assignment = load("gru_backprop")
+    nb = solution_notebook("gru_backprop")
+    cell = nb.cells[answer_cell_index(nb, "bptt")].source
+    forgets_later_steps = cell.replace("dh = dH[:, t] + dh_next", "dh = dH[:, t]")
+    assert forgets_later_steps != cell
+    namespace = namespace_of(with_answers(nb, {"bptt": forgets_later_steps}), assignment)
+    reports = {r.item.name: r for r in grade(assignment, NamespaceSource(namespace), cases_of(assignment))}
+    assert [n for n, r in reports.items() if not r.passed] == [
+        "bptt_dembd", "bptt_dx2g_W", "bptt_dx2g_b", "bptt_dh2g_W", "bptt_dh2g_b", "backward"]
+    last = assignment.make_cases()[0].values["x"].shape[1] - 1
+    assert (f"step {last - 1} received a dh that is not the gradient of h_{last - 1}"
+            in reports["bptt_dembd"].problem)

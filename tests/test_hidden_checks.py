@@ -14,7 +14,7 @@ import torch
 from autograder.harness import NamespaceSource, grade
 from autograder.spec import Assignment, Case
 
-from conftest import namespace_of, solution_notebook, with_answers
+from conftest import namespace_of, solution_notebook
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,389 @@
+"""Assignment ``gru_backprop``: a GRU language model over names, backpropagated through time by hand.
+
+The names (``data.load_names``) joined by ``.`` form one character stream; a batch is ``B`` windows of
+``T`` characters, with a target (the next character) at every position. Embedding -> dropout ->
+a GRU unrolled over time -> dropout -> a bias-free head -> cross-entropy over all B*T targets.
+Dropout masks are inputs of the forward pass, so the grader can fix them. ``forward`` below is the
+only copy of the forward pass: the notebook shows and calls it, and the grader runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import reference
+from ..data import ITOS, STOI, load_names
+from ..reference import show_source
+from ..spec import Assignment, Case, Item, Sample
+
+VOCAB_SIZE = len(STOI)  # 27
+PARAM_NAMES = ("wte", "x2g_W", "x2g_b", "h2g_W", "h2g_b", "head_W")
+STEP_KEYS = ("dz", "dr", "dn", "dz_pre", "dr_pre", "dn_pre", "dh_prev", "dx_t",
+             "dx2g_W", "dx2g_b", "dh2g_W", "dh2g_b")
+CHECKED_STEP = 2  # the time step whose step backward is checked (every case has T > 3)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes; they all differ from each other, from V = 27 and from 3H."""
+
+    batch_size: int = 6   # B
+    context: int = 7      # T
+    n_embd: int = 10      # E
+    hidden: int = 12      # H
+    p_drop: float = 0.1
+
+
+NOTEBOOK_CONFIG = Config()
+NOTEBOOK_SEED = 31337
+
+
+@lru_cache(maxsize=1)
+def name_stream() -> Tensor:
+    """All names, each followed by '.', as one stream of character ids: ``(N,)`` int64."""
+    return torch.tensor([STOI[ch] for name in load_names() for ch in name + "."], dtype=torch.long)
+
+
+def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
+    """Random, non-zero parameters (the explainer's constant weights would make every unit equal)."""
+    E, H, V = cfg.n_embd, cfg.hidden, VOCAB_SIZE
+    params = {
+        "wte": torch.randn((V, E), generator=g),                          # (V, E)
+        "x2g_W": torch.randn((E, 3 * H), generator=g) / E**0.5,           # (E, 3H)  input to gates
+        "x2g_b": 0.1 * torch.randn(3 * H, generator=g),                   # (3H,)
+        "h2g_W": torch.randn((H, 3 * H), generator=g) / H**0.5,           # (H, 3H)  hidden to gates
+        "h2g_b": 0.1 * torch.randn(3 * H, generator=g),                   # (3H,)
+        "head_W": torch.randn((H, V), generator=g) / H**0.5,              # (H, V)
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    return params
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, g: torch.Generator) -> Tensor:
+    """Inverted dropout: 0 with probability p, else 1/(1-p), so the expected value is unchanged."""
+    return (torch.rand(shape, generator=g) >= p).float() / (1.0 - p)
+
+
+def sample_batch(cfg: Config, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Windows of the name stream, targets shifted by one, and the two dropout masks:
+    ``x, y (B, T)``, ``mask_emb (B, T, E)``, ``mask_h (B, T, H)``."""
+    stream = name_stream()
+    start = torch.randint(0, stream.shape[0] - cfg.context - 1, (cfg.batch_size,), generator=g)
+    idx = start[:, None] + torch.arange(cfg.context)
+    mask_emb = dropout_mask((cfg.batch_size, cfg.context, cfg.n_embd), cfg.p_drop, g)
+    mask_h = dropout_mask((cfg.batch_size, cfg.context, cfg.hidden), cfg.p_drop, g)
+    return stream[idx], stream[idx + 1], mask_emb, mask_h
+
+
+def setup(cfg: Config = NOTEBOOK_CONFIG, seed: int = NOTEBOOK_SEED):  # type: ignore[no-untyped-def]
+    """Parameters, one batch and its dropout masks, from one seed (notebook and grader alike)."""
+    g = torch.Generator().manual_seed(seed)
+    params = init_params(cfg, g)
+    return (params, *sample_batch(cfg, g))
+
+
+@dataclass
+class Forward:
+    """Every named step; the per-time-step ones are lists over t. B, T, E, H as above; V = 27."""
+
+    x: Tensor            # (B, T) int64
+    y: Tensor            # (B, T) int64
+    mask_emb: Tensor     # (B, T, E)
+    mask_h: Tensor       # (B, T, H)
+    emb: Tensor          # (B, T, E)
+    embd: Tensor         # (B, T, E)  after dropout
+    xt: list[Tensor] = field(default_factory=list)      # per t: (B, E)   input of step t
+    gx: list[Tensor] = field(default_factory=list)      # per t: (B, 3H)  x2g(x_t)
+    gh: list[Tensor] = field(default_factory=list)      # per t: (B, 3H)  h2g(h_{t-1})
+    nh: list[Tensor] = field(default_factory=list)      # per t: (B, H)   candidate's hidden part
+    z_pre: list[Tensor] = field(default_factory=list)   # per t: (B, H)
+    r_pre: list[Tensor] = field(default_factory=list)   # per t: (B, H)
+    z: list[Tensor] = field(default_factory=list)       # per t: (B, H)   update gate
+    r: list[Tensor] = field(default_factory=list)       # per t: (B, H)   reset gate
+    n_pre: list[Tensor] = field(default_factory=list)   # per t: (B, H)
+    n: list[Tensor] = field(default_factory=list)       # per t: (B, H)   candidate
+    h: list[Tensor] = field(default_factory=list)       # per t: (B, H)   h_t; h_{-1} = 0
+    hs: Tensor | None = None          # (B, T, H)  the hidden states, stacked
+    hd: Tensor | None = None          # (B, T, H)  after dropout
+    logits: Tensor | None = None      # (B, T, V)
+    logits_flat: Tensor | None = None  # (B*T, V)
+    loss: Tensor | None = None        # ()
+
+
+def forward(params: dict[str, Tensor], x: Tensor, y: Tensor, mask_emb: Tensor, mask_h: Tensor) -> Forward:
+    B, T = x.shape
+    H = params["h2g_W"].shape[0]
+    f = Forward(x=x, y=y, mask_emb=mask_emb, mask_h=mask_h, emb=params["wte"][x], embd=None)  # type: ignore[arg-type]
+    f.embd = f.emb * mask_emb                                         # (B, T, E)  dropout, mask fixed
+    h_prev = torch.zeros(B, H, dtype=f.emb.dtype)                     # (B, H)     h_{-1} = 0
+    for t in range(T):
+        xt = f.embd[:, t]                                             # (B, E)
+        gx = xt @ params["x2g_W"] + params["x2g_b"]                   # (B, 3H)
+        gh = h_prev @ params["h2g_W"] + params["h2g_b"]               # (B, 3H)
+        zx, rx, nx = gx.chunk(3, dim=1)                               # (B, H) each
+        zh, rh, nh = gh.chunk(3, dim=1)                               # (B, H) each
+        z_pre, r_pre = zx + zh, rx + rh                               # (B, H)
+        z, r = torch.sigmoid(z_pre), torch.sigmoid(r_pre)             # (B, H)  update and reset gates
+        n_pre = nx + r * nh                                           # (B, H)  reset scales the hidden part
+        n = torch.tanh(n_pre)                                         # (B, H)  candidate
+        h = (1 - z) * n + z * h_prev                                  # (B, H)  z keeps the old state
+        for name, value in (("xt", xt), ("gx", gx), ("gh", gh), ("nh", nh), ("z_pre", z_pre),
+                            ("r_pre", r_pre), ("z", z), ("r", r), ("n_pre", n_pre), ("n", n), ("h", h)):
+            getattr(f, name).append(value)
+        h_prev = h
+    f.hs = torch.stack(f.h, dim=1)                                    # (B, T, H)
+    f.hd = f.hs * mask_h                                              # (B, T, H)  dropout
+    f.logits = f.hd @ params["head_W"]                                # (B, T, V)
+    f.logits_flat = f.logits.view(B * T, -1)                          # (B*T, V)
+    f.loss = F.cross_entropy(f.logits_flat, y.reshape(B * T))         # ()  mean over all B*T targets
+    return f
+
+
+def forward_with_grads(params: dict[str, Tensor], *data: Tensor) -> Forward:
+    """Run ``forward`` and ``loss.backward()``, keeping ``.grad`` on every intermediate too."""
+    return reference.forward_with_grads(forward, params, *data)
+
+
+def _step_contributions(f: Forward, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per time step, with autograd: what flows into h_{t-1} through step t alone, and step t's
+    share of each gate weight's gradient (vector-Jacobian products with the true upstream gradient)."""
+    # Read the true gradients first: retain_grad() hooks fire during every autograd.grad call below
+    # and would add to the .grad of the tensors they pass through.
+    dh = [h.grad.clone() for h in f.h]
+    dgx = [g.grad.clone() for g in f.gx]
+    dgh = [g.grad.clone() for g in f.gh]
+    out: dict[str, Tensor] = {}
+    for t in range(len(f.h)):
+        if t > 0:
+            (out[f"dh_prev@{t}"],) = torch.autograd.grad(f.h[t], f.h[t - 1], dh[t], retain_graph=True)
+        else:
+            out[f"dh_prev@{t}"] = torch.zeros_like(f.h[0])
+        out[f"dx2g_W@{t}"], out[f"dx2g_b@{t}"] = torch.autograd.grad(
+            f.gx[t], (leaves["x2g_W"], leaves["x2g_b"]), dgx[t], retain_graph=True)
+        # h_{t-1} itself depends on h2g_W (earlier steps): hold it fixed to get step t's own share.
+        h_prev = f.h[t - 1].detach() if t > 0 else torch.zeros_like(f.h[0])
+        gh_local = h_prev @ leaves["h2g_W"] + leaves["h2g_b"]
+        out[f"dh2g_W@{t}"], out[f"dh2g_b@{t}"] = torch.autograd.grad(
+            gh_local, (leaves["h2g_W"], leaves["h2g_b"]), dgh[t])
+    return out
+
+
+def autograd_reference(params: dict[str, Tensor], *data: Tensor) -> tuple[Forward, dict[str, Tensor]]:
+    """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name (``@t``
+    for one time step), plus each step's own contributions."""
+    return reference.autograd_reference(forward, params, *data, extra=_step_contributions)
+
+
+def step_grad_name(key: str, t: int) -> str:
+    """Where the reference keeps the step backward's entry ``key`` for time step t."""
+    return f"dxt@{t}" if key == "dx_t" else f"{key}@{t}"
+
+
+class StepOracle:
+    """Stands in for the student's step function when their BPTT loop is graded.
+
+    It knows the true gradients of every step (from autograd) and gives them back only for the true
+    inputs: a loop that passes step t the wrong ``dh`` gets an error that says so. So a mistake in
+    the step function costs only the step items, and a mistake in the loop only the loop items.
+    """
+
+    def __init__(self, f: Forward, grads: dict[str, Tensor]) -> None:
+        T = len(f.z)
+        self.z = [f.z[t] for t in range(T)]
+        self.dh = [grads[f"dh@{t}"] for t in range(T)]
+        self.answers = [{key: grads[step_grad_name(key, t)] for key in STEP_KEYS} for t in range(T)]
+
+    def __call__(self, dh: Tensor, x_t: Tensor, h_prev: Tensor, z: Tensor, r: Tensor, n: Tensor, nh: Tensor,
+                 x2g_W: Tensor, h2g_W: Tensor) -> dict[str, Tensor]:
+        t = next((t for t, zt in enumerate(self.z) if zt.shape == z.shape and torch.equal(zt, z)), None)
+        if t is None:
+            raise ValueError("step_backward was called with a z that is not any step's update gate: pass the "
+                             "cache of step t (f.z[t], f.r[t], ...) with that step's dh")
+        if dh.shape != self.dh[t].shape or not torch.allclose(dh, self.dh[t], rtol=1e-4, atol=1e-6):
+            raise ValueError(f"step {t} received a dh that is not the gradient of h_{t}: it should be the "
+                             f"head's gradient dH[:, {t}] plus dh_prev from step {t + 1}")
+        return {k: v.clone() for k, v in self.answers[t].items()}
+
+
+def make_case(label: str, cfg: Config, seed: int) -> Case:
+    params, x, y, mask_emb, mask_h = setup(cfg, seed)
+    f, grads = autograd_reference(params, x, y, mask_emb, mask_h)
+    plain = {k: v.detach() for k, v in params.items()}
+    values: dict[str, object] = {**reference.named_tensors(f), **plain, "f": f, "params": plain,
+                                 "oracle": StepOracle(f, grads)}
+    grads = dict(grads)
+    grads["dH"] = grads["dhs"]  # what the head sends to the hidden states, as bptt receives it
+    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * cfg.context,))
+
+
+def make_cases() -> list[Case]:
+    """The notebook's own batch, then two hidden ones with other seeds, sizes and sequence lengths."""
+    return [
+        make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED),
+        make_case("seed 1 (B=5, T=9, E=8, H=11)", Config(5, 9, 8, 11), 1),
+        make_case("seed 2 (B=7, T=5, E=6, H=13)", Config(7, 5, 6, 13), 2),
+    ]
+
+
+@torch.no_grad()
+def sample_names(params: dict[str, Tensor], count: int, seed: int = 0) -> list[str]:
+    """Names drawn from the model, one character at a time (no dropout at sampling time)."""
+    g = torch.Generator().manual_seed(seed)
+    H = params["h2g_W"].shape[0]
+    names = []
+    for _ in range(count):
+        h, ix, out = torch.zeros(1, H), STOI["."], []
+        while len(out) < 20:
+            gx = params["wte"][ix][None] @ params["x2g_W"] + params["x2g_b"]
+            gh = h @ params["h2g_W"] + params["h2g_b"]
+            zx, rx, nx = gx.chunk(3, 1)
+            zh, rh, nh = gh.chunk(3, 1)
+            z, r = torch.sigmoid(zx + zh), torch.sigmoid(rx + rh)
+            h = (1 - z) * torch.tanh(nx + r * nh) + z * h
+            ix = int(torch.multinomial(torch.softmax(h @ params["head_W"], 1), 1, generator=g))
+            if ix == STOI["."]:
+                break
+            out.append(ITOS[ix])
+        names.append("".join(out))
+    return names
+
+
+def torch_gru_hidden_states(params: dict[str, Tensor], embd: Tensor) -> Tensor:
+    """The same recurrence with ``torch.nn.GRU``, given the same weights: ``(B, T, H)``.
+    torch orders the gates (reset, update, new); ours are chunked (update, reset, new)."""
+    H = params["h2g_W"].shape[0]
+    gru = torch.nn.GRU(embd.shape[-1], H, batch_first=True)
+
+    def torch_order(w: Tensor) -> Tensor:  # our (in, 3H) with [z | r | n] -> torch's (3H, in) with [r | z | n]
+        z, r, n = w.chunk(3, dim=-1)
+        return torch.cat([r, z, n], dim=-1).T.contiguous() if w.ndim == 2 else torch.cat([r, z, n])
+
+    with torch.no_grad():
+        gru.weight_ih_l0.copy_(torch_order(params["x2g_W"]))
+        gru.weight_hh_l0.copy_(torch_order(params["h2g_W"]))
+        gru.bias_ih_l0.copy_(torch_order(params["x2g_b"]))
+        gru.bias_hh_l0.copy_(torch_order(params["h2g_b"]))
+        return gru(embd)[0]
+
+
+# ---------------------------------------------------------------- graded items
+
+_S = CHECKED_STEP
+_STEP_ARGS: tuple[str, ...] = (f"dh@{_S}", f"xt@{_S}", f"h@{_S - 1}", f"z@{_S}", f"r@{_S}", f"n@{_S}",
+                               f"nh@{_S}", "x2g_W", "h2g_W")
+
+
+def _step_item(key: str, points: float, hint: str | None = None) -> Item:
+    """An item checking one entry of the step backward's dict, at time step CHECKED_STEP."""
+    return Item(f"step_{key}", "gru_step_backward", _STEP_ARGS, points, 1, output=key, hint=hint,
+                expected=lambda case: case.grads[step_grad_name(key, _S)])
+
+
+def _bptt_item(key: str, points: float, expected_name: str) -> Item:
+    return Item(f"bptt_{key}", "bptt", ("f", "params", "dH", "oracle"), points, 2, output=key,
+                expected=lambda case: case.grads[expected_name],
+                hint="walk t from T-1 down to 0; the gradient reaching h_t is the head's dH[:, t] plus what "
+                     "step t+1 sent back to it; add every step's weight gradients.")
+
+
+ITEMS: tuple[Item, ...] = (
+    # part 1: one step, from dh_t and the step's cache
+    _step_item("dn", 1, "h_t = (1 - z) * n + z * h_prev"),
+    _step_item("dz", 1, "h_t = (1 - z) * n + z * h_prev: z weighs h_prev against n"),
+    _step_item("dn_pre", 1, "n = tanh(n_pre)"),
+    _step_item("dr", 1, "n_pre = nx + r * nh"),
+    _step_item("dz_pre", 1, "z = sigmoid(z_pre), and sigmoid' = s * (1 - s)"),
+    _step_item("dr_pre", 1),
+    _step_item("dh_prev", 2, "h_prev reaches h_t directly (through z) and through all three gates' h2g part"),
+    _step_item("dx_t", 1, "x_t reaches all three gates through x2g: stack (dz_pre, dr_pre, dn_pre) in the "
+                          "order of the chunks"),
+    _step_item("dx2g_W", 1),
+    _step_item("dx2g_b", 1),
+    _step_item("dh2g_W", 1, "the candidate's hidden part nh is scaled by r before it reaches n_pre"),
+    _step_item("dh2g_b", 1),
+    # part 2: the loss, the head, dropout, backpropagation through time, the embedding
+    Item("dlogits", "cross_entropy_backward", ("logits_flat", "y"), 2, 2,
+         expected=lambda case: case.grads["dlogits_flat"], hint="the mean runs over all B*T targets."),
+    Item("dhd", "head_backward", ("hd", "head_W", "dlogits"), 1, 2, output=0),
+    Item("dhead_W", "head_backward", ("hd", "head_W", "dlogits"), 1, 2, output=1),
+    Item("dhs", "dropout_backward", ("mask_h", "dhd"), 1, 2),
+    _bptt_item("dembd", 2, "dembd"),
+    _bptt_item("dx2g_W", 2, "dx2g_W"),
+    _bptt_item("dx2g_b", 1, "dx2g_b"),
+    _bptt_item("dh2g_W", 2, "dh2g_W"),
+    _bptt_item("dh2g_b", 1, "dh2g_b"),
+    Item("demb", "dropout_backward", ("mask_emb", "dembd"), 1, 2),
+    Item("dwte", "embedding_backward", ("wte", "x", "demb"), 2, 2,
+         hint="a character that appears several times collects the gradient of every position."),
+    # part 3: the whole backward pass, for training
+    Item("backward", "manual_backward", ("f", "params"), 4, 3,
+         hint="return a dict with one gradient per parameter: " + ", ".join(PARAM_NAMES) + ".",
+         expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
+)
+
+
+# ---------------------------------------------------------------- bundled sample submissions
+
+_PARTLY_RIGHT = {
+    "dropout_backward": ("def dropout_backward(mask, dout):\n"
+                         "    return dout.clone()  # forgets the mask\n"),
+}
+
+SAMPLES: tuple[Sample, ...] = (
+    Sample("sample-solution", "the full solution", base="solution"),
+    Sample("sample-release", "the untouched release: nothing answered", base="release",
+           expected_zero=tuple(i.name for i in ITEMS)),
+    Sample("sample-partly-right", "dropout's mask forgotten in backward",
+           replace=_PARTLY_RIGHT,
+           expected_zero=("dhs", "demb", "backward")),
+    Sample("sample-grad-copy", "copies autograd's .grad from the notebook's tensors instead of deriving it",
+           replace={
+               "gru_step_backward": ("def gru_step_backward(dh, x_t, h_prev, z, r, n, nh, x2g_W, h2g_W):\n"
+                                     "    t = 2\n"
+                                     "    return {'dz': f.z[t].grad, 'dr': f.r[t].grad, 'dn': f.n[t].grad,\n"
+                                     "            'dz_pre': f.z_pre[t].grad, 'dr_pre': f.r_pre[t].grad,\n"
+                                     "            'dn_pre': f.n_pre[t].grad, 'dh_prev': f.h[t - 1].grad,\n"
+                                     "            'dx_t': f.xt[t].grad, 'dx2g_W': params['x2g_W'].grad,\n"
+                                     "            'dx2g_b': params['x2g_b'].grad, 'dh2g_W': params['h2g_W'].grad,\n"
+                                     "            'dh2g_b': params['h2g_b'].grad}\n"),
+               "cross_entropy_backward": "def cross_entropy_backward(logits_flat, y):\n    return f.logits_flat.grad\n",
+               "head_backward": "def head_backward(hd, head_W, dlogits):\n    return f.hd.grad, params['head_W'].grad\n",
+               "dropout_backward": "def dropout_backward(mask, dout):\n    return f.hs.grad\n",
+               "bptt": ("def bptt(f, params, dH, step_backward):\n"
+                        "    return {'dembd': f.embd.grad, 'dx2g_W': params['x2g_W'].grad,\n"
+                        "            'dx2g_b': params['x2g_b'].grad, 'dh2g_W': params['h2g_W'].grad,\n"
+                        "            'dh2g_b': params['h2g_b'].grad}\n"),
+               "embedding_backward": "def embedding_backward(wte, x, demb):\n    return params['wte'].grad\n",
+               "manual_backward": "def manual_backward(f, params):\n    return {k: p.grad for k, p in params.items()}\n",
+           },
+           expected_zero=tuple(i.name for i in ITEMS)),
+    Sample("sample-autograd", "calls torch.autograd.grad inside the step backward", replace={
+        "gru_step_backward": (
+            "def gru_step_backward(dh, x_t, h_prev, z, r, n, nh, x2g_W, h2g_W):\n"
+            "    h_ = h_prev.clone().requires_grad_(True)\n"
+            "    with torch.enable_grad():\n"
+            "        h = (1 - z) * n + z * h_\n"
+            "        (dh_prev,) = torch.autograd.grad(h, h_, dh)\n"
+            "    return {'dh_prev': dh_prev}\n")},
+        expected_zero=tuple(i.name for i in ITEMS if i.function == "gru_step_backward") + ("backward",)),
+    Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
+           expected_zero=tuple(i.name for i in ITEMS)),
+)
+
+ASSIGNMENT = Assignment(
+    id="gru_backprop",
+    title="Backpropagation through time by hand: a GRU language model",
+    items=ITEMS,
+    make_cases=make_cases,
+    samples=SAMPLES,
+)
+
+__all__ = ["ASSIGNMENT", "CHECKED_STEP", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES",
+           "STEP_KEYS", "autograd_reference", "forward", "forward_with_grads", "init_params", "sample_batch",
+           "sample_names", "setup", "show_source", "torch_gru_hidden_states"]
