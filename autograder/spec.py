@@ -102,3 +102,15 @@ class Sample:
     replace: Mapping[str, str] = field(default_factory=dict)
     corrupt: bool = False
     expected_zero: tuple[str, ...] = ()
+
+
+def with_standard_samples(items: tuple[Item, ...], *specific: Sample) -> tuple[Sample, ...]:
+    """Every assignment's bundled samples: the full solution, the untouched release, the assignment's
+    own ``specific`` ones (partly right, cheating), and a notebook file that is not valid JSON."""
+    everything = tuple(i.name for i in items)
+    return (Sample("sample-solution", "the full solution", base="solution"),
+            Sample("sample-release", "the untouched release: nothing answered", base="release",
+                   expected_zero=everything),
+            *specific,
+            Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
+                   expected_zero=everything))

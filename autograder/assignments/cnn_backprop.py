@@ -20,7 +20,7 @@ from torch import Tensor
 from .. import reference
 from ..data import NOTE_ITOS, NOTE_STOI, SONG_END, song_tokens
 from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample
+from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
 VOCAB_SIZE = len(NOTE_STOI)  # 9: end of song, comma, a-g
 BN_EPS = 1e-5
@@ -319,10 +319,8 @@ _AUTOGRAD = {
         "    return a.grad\n"),
 }
 
-SAMPLES: tuple[Sample, ...] = (
-    Sample("sample-solution", "the full solution", base="solution"),
-    Sample("sample-release", "the untouched release: nothing answered", base="release",
-           expected_zero=tuple(i.name for i in ITEMS)),
+SAMPLES: tuple[Sample, ...] = with_standard_samples(
+    ITEMS,
     # manual_backward calls the student's layer functions, so each wrong one costs part 3 too.
     Sample("sample-partly-right", "three wrong layers (pooling's 1/T2, Bessel in batchnorm, overwritten rows)",
            replace=_PARTLY_RIGHT, expected_zero=("dres", "dc2", "dc1", "dwte", "backward")),
@@ -330,8 +328,6 @@ SAMPLES: tuple[Sample, ...] = (
            replace=_GRAD_COPY, expected_zero=tuple(i.name for i in ITEMS)),
     Sample("sample-autograd", "calls torch.autograd.grad or backward() inside answers", replace=_AUTOGRAD,
            expected_zero=("dr1", "dW2", "dbn1", "dW1", "dWs", "dxin", "backward")),
-    Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
-           expected_zero=tuple(i.name for i in ITEMS)),
 )
 
 ASSIGNMENT = Assignment(

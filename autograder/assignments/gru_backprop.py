@@ -19,7 +19,7 @@ from torch import Tensor
 from .. import reference
 from ..data import ITOS, STOI, load_names
 from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample
+from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
 VOCAB_SIZE = len(STOI)  # 27
 PARAM_NAMES = ("wte", "x2g_W", "x2g_b", "h2g_W", "h2g_b", "head_W")
@@ -335,10 +335,8 @@ _PARTLY_RIGHT = {
                          "    return dout.clone()  # forgets the mask\n"),
 }
 
-SAMPLES: tuple[Sample, ...] = (
-    Sample("sample-solution", "the full solution", base="solution"),
-    Sample("sample-release", "the untouched release: nothing answered", base="release",
-           expected_zero=tuple(i.name for i in ITEMS)),
+SAMPLES: tuple[Sample, ...] = with_standard_samples(
+    ITEMS,
     Sample("sample-partly-right", "dropout's mask forgotten in backward",
            replace=_PARTLY_RIGHT,
            expected_zero=("dhs", "demb", "backward")),
@@ -372,8 +370,6 @@ SAMPLES: tuple[Sample, ...] = (
             "        (dh_prev,) = torch.autograd.grad(h, h_, dh)\n"
             "    return {'dh_prev': dh_prev}\n")},
         expected_zero=tuple(i.name for i in ITEMS if i.function == "gru_step_backward") + ("backward",)),
-    Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
-           expected_zero=tuple(i.name for i in ITEMS)),
 )
 
 ASSIGNMENT = Assignment(

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..data import ITOS, STOI, splits
 from .. import reference
 from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample
+from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
 VOCAB_SIZE = len(STOI)  # 27: '.' and a-z
 PARAM_NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
@@ -334,10 +334,8 @@ _AUTOGRAD = {
         "    return pull(dhpreact)[0]\n"),
 }
 
-SAMPLES: tuple[Sample, ...] = (
-    Sample("sample-solution", "the full solution", base="solution"),
-    Sample("sample-release", "the untouched release: nothing answered", base="release",
-           expected_zero=tuple(i.name for i in ITEMS)),
+SAMPLES: tuple[Sample, ...] = with_standard_samples(
+    ITEMS,
     # manual_backward (exercise 4) calls the student's backward_C, so the wrong dC costs exercise 4
     # too; its feedback names dC as the mistake to fix.
     Sample("sample-partly-right", "four wrong gradients (a sign, a transpose, Bessel, overwritten rows)",
@@ -346,8 +344,6 @@ SAMPLES: tuple[Sample, ...] = (
            replace=_GRAD_COPY, expected_zero=tuple(i.name for i in ITEMS)),
     Sample("sample-autograd", "calls backward(), torch.autograd.grad or torch.func.vjp inside answers",
            replace=_AUTOGRAD, expected_zero=("dprobs", "dh", "ex2_dlogits", "ex3_dhprebn", "ex4_backward")),
-    Sample("sample-broken", "a notebook file that is not valid JSON (cut off mid-way)", corrupt=True,
-           expected_zero=tuple(i.name for i in ITEMS)),
 )
 
 ASSIGNMENT = Assignment(
