@@ -76,6 +76,13 @@ def detach(f: F) -> F:
     return dataclasses.replace(f, **{k: plain(v) for k, v in vars(f).items()})  # type: ignore[type-var]
 
 
+def case_values(f: object, params: dict[str, Tensor]) -> dict[str, object]:
+    """What a student function may receive in a grader's case: every forward tensor by name (``name@t``
+    per time step), every parameter, the whole forward pass as ``f`` and the parameters as ``params``."""
+    plain = {k: v.detach() for k, v in params.items()}
+    return {**named_tensors(f), **plain, "f": f, "params": plain}
+
+
 def show_source(obj: object) -> object:
     """Display the source of a kit function in a notebook, highlighted."""
     from IPython.display import Code

@@ -175,8 +175,7 @@ def torch_modules_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
 def make_case(label: str, cfg: Config, seed: int) -> Case:
     params, x, y = setup(cfg, seed)
     f, grads = autograd_reference(params, x, y)
-    plain = {k: v.detach() for k, v in params.items()}
-    values: dict[str, object] = {**vars(f), **plain, "f": f, "params": plain, "T": cfg.context}
+    values = {**reference.case_values(f, params), "T": cfg.context}
     return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * f.c2.shape[-1],
                                                               cfg.batch_size * cfg.context, f.c2.shape[-1]))
 

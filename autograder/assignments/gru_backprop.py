@@ -214,9 +214,7 @@ class StepOracle:
 def make_case(label: str, cfg: Config, seed: int) -> Case:
     params, x, y, mask_emb, mask_h = setup(cfg, seed)
     f, grads = autograd_reference(params, x, y, mask_emb, mask_h)
-    plain = {k: v.detach() for k, v in params.items()}
-    values: dict[str, object] = {**reference.named_tensors(f), **plain, "f": f, "params": plain,
-                                 "oracle": StepOracle(f, grads)}
+    values = {**reference.case_values(f, params), "oracle": StepOracle(f, grads)}
     grads = dict(grads)
     grads["dH"] = grads["dhs"]  # what the head sends to the hidden states, as bptt receives it
     return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * cfg.context,))

@@ -148,9 +148,7 @@ def autograd_reference(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> tup
 def make_case(label: str, cfg: Config, seed: int) -> Case:
     params, Xb, Yb = setup(cfg, seed)
     f, grads = autograd_reference(params, Xb, Yb)
-    plain_params = {k: v.detach() for k, v in params.items()}
-    values: dict[str, object] = {**vars(f), **plain_params, "f": f, "params": plain_params}
-    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size,))
+    return Case(label=label, values=reference.case_values(f, params), grads=grads, sizes=(cfg.batch_size,))
 
 
 def make_cases() -> list[Case]:
