@@ -193,7 +193,6 @@ def recording_calls(namespace: MutableMapping[str, object] | None, names: Sequen
             return fn(*args, **kwargs)
         return recorded
 
-    assert namespace is not None or not originals
     for name, fn in originals.items():
         namespace[name] = wrap(name, fn)  # type: ignore[index]
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
+from traitlets.config.loader import PyFileConfigLoader
 
 from .assignments import load
 from .harness import summary
@@ -26,7 +27,8 @@ from .nbgrader_plugin import course_private_paths, grade_notebook
 from .samples import KIT_ROOT, write_samples
 from .spec import Assignment
 
-COURSE_FILES = ("course_config.py", "nbgrader_config.py")
+NBGRADER_CONFIG = "nbgrader_config.py"  # what nbgrader reads in a course folder; it loads course_config.py
+COURSE_FILES = ("course_config.py", NBGRADER_CONFIG)
 
 
 @dataclass
@@ -58,7 +60,10 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def course_id_and_db(course: Path) -> tuple[str, str]:
-    return "backprop-by-hand", f"sqlite:///{course / 'gradebook.db'}"
+    """The course id and gradebook URL, read from the course's own nbgrader configuration (the same
+    files ``nbgrader`` reads there), so the pipeline never disagrees with it."""
+    config = PyFileConfigLoader(NBGRADER_CONFIG, path=str(course)).load_config()
+    return config.CourseDirectory.course_id, config.CourseDirectory.db_url
 
 
 def prepare_course(course: Path, assignment_ids: list[str], kit_root: Path = KIT_ROOT) -> None:
@@ -148,16 +153,15 @@ def grade_in_sandbox_only(course: Path, aid: str, student: str, reason: str) -> 
 def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) -> list[StudentRow]:
     course_id, db_url = course_id_and_db(course)
     rows: list[StudentRow] = []
+    order = {item.name: i for i, item in enumerate(assignment.items)}  # items lost, in backward order
     with Gradebook(db_url, course_id) as gb:
         for student in sorted(s.id for s in gb.students):
             try:
                 submission = gb.find_submission_notebook(assignment.id, assignment.id, student)
             except MissingEntry:
                 continue
-            grades = sorted(submission.grades, key=lambda g: g.name)
-            order = {item.name: i for i, item in enumerate(assignment.items)}
-            wrong = sorted((g.name for g in grades if (g.score or 0.0) < g.max_score),
-                           key=lambda n: order.get(n, len(order)))
+            wrong = sorted((g.name for g in submission.grades if (g.score or 0.0) < g.max_score),
+                           key=lambda n: (order.get(n, len(order)), n))
             rows.append(StudentRow(student=student, score=float(submission.score), max_score=float(submission.max_score),
                                    status=reasons.get(student, "graded"),
                                    wrong=wrong))
