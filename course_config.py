@@ -7,13 +7,16 @@ folder (the test suite makes some) is a course of its own.
 """
 
 import os
+import secrets
 
-from autograder.nbgrader_plugin import AUTOGRADE_PREPROCESSORS, course_private_paths
+from autograder.nbgrader_plugin import (AUTOGRADE_PREPROCESSORS, SANITIZE_PREPROCESSORS, course_private_paths,
+                                        find_misnamed_notebook)
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads the file)
 ROOT = os.path.dirname(os.path.abspath(__file__))
+COURSE_ID = "backprop-by-hand"
 
-c.CourseDirectory.course_id = "backprop-by-hand"
+c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.root = ROOT
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
@@ -25,7 +28,7 @@ c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
-# The training cell runs a few seconds; leave room on a busy machine (nbgrader's default is 30 s).
+# generate_solution still executes the instructor's own notebooks in a kernel (trusted code).
 c.Execute.timeout = 120
 c.ExecutePreprocessor.timeout = 120
 # No per-cell timestamps in executed notebooks: solutions/ then changes only when its content does.
@@ -34,8 +37,24 @@ c.Execute.record_timing = False
 # Release notebooks: the answer stub students see in place of each solution region.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# Autograde: nbgrader executes the notebook as usual (outputs for the feedback), then the kit's
-# TrustedGrades re-grades every item in a sandbox and overwrites the check cells' outputs, so the
-# gradebook records verdicts that student code could not influence.
+# ---- Autograde: student code runs once, in the sandbox, never in an nbgrader kernel.
+c.Autograde.exporter_class = "autograder.nbgrader_plugin.LenientNotebookExporter"
+c.Autograde.sanitize_preprocessors = SANITIZE_PREPROCESSORS
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
-c.TrustedGrades.hide = course_private_paths(ROOT)
+c.Autograde.pre_convert_hook = find_misnamed_notebook
+c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {("language_info", "name"), ("backprop_kit",)}
+c.ClearMetadataPreprocessor.preserve_cell_metadata_mask = {("nbgrader",), ("tags",)}
+c.FlagForReview.course_id = COURSE_ID
+c.SandboxedGrading.hide = course_private_paths(ROOT)
+# The weakest sandbox this course accepts: 'bubblewrap' (default), 'namespaces' or 'limits' (a laptop).
+c.SandboxedGrading.require_isolation = os.environ.get("BACKPROP_KIT_REQUIRE_ISOLATION", "bubblewrap")
+# Demonstrations (training, plots) show the student's saved outputs; True re-runs them in the sandbox.
+c.SandboxedGrading.rerun_demonstrations = False
+
+# The course secret the hidden cases are drawn from: made once, kept beside this file, hidden from
+# the sandbox (and ignored by git). Set BACKPROP_KIT_SECRET to share one across graders.
+_secret_file = os.path.join(ROOT, ".course_secret")
+if not os.environ.get("BACKPROP_KIT_SECRET") and not os.path.exists(_secret_file):
+    with open(os.open(_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(secrets.token_hex(32))
+c.SandboxedGrading.secret = os.environ.get("BACKPROP_KIT_SECRET") or open(_secret_file).read().strip()

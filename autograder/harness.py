@@ -173,7 +173,7 @@ def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOut
     for index, case in enumerate(cases):
         outcome = outcomes.get(_call_key(item, index)) or CallOutcome(error="no result came back")
         report.called = sorted(set(report.called) | set(outcome.called))
-        where = "on the notebook's batch" if index == 0 else f"on the hidden case {case.label}"
+        where = "on the notebook's batch" if index == 0 else f"on the {case.label}"
         if outcome.error:
             report.problem = f"{where}: {outcome.error}"
         elif outcome.mutated:

@@ -1,7 +1,7 @@
 """Call one student function the way a hidden check must: on copies, with autograd off and forbidden.
 
 This module is imported both in the student's kernel (feedback) and in the sandboxed child process
-(the trusted grade), so it depends on torch only. It never raises for anything the student's code
+(the trusted grade): the same call, the same autograd refusal, the same report in both. It never raises for anything the student's code
 does: errors, autograd use, in-place changes to inputs and odd return types are all reported in the
 returned ``CallOutcome``.
 """
@@ -40,74 +40,15 @@ class CallOutcome:
         return cls(**data)
 
 
-class AutogradNotAllowed(RuntimeError):
-    """Raised when an answer calls autograd: the point of the exercise is to derive the gradient."""
-
-
-# Every public door into autograd's backward engine and torch.func's transforms.
-_FORBIDDEN: tuple[tuple[object, str], ...] = (
-    (torch.Tensor, "backward"),
-    (torch.autograd, "backward"),
-    (torch.autograd, "grad"),
-    (torch.autograd.graph, "_engine_run_backward"),
-    (torch.autograd.variable.Variable, "_execution_engine"),
-    (torch.autograd.functional, "vjp"),
-    (torch.autograd.functional, "jvp"),
-    (torch.autograd.functional, "jacobian"),
-    (torch.autograd.functional, "vhp"),
-    (torch.autograd.functional, "hvp"),
-    (torch.autograd.functional, "hessian"),
-    (torch.func, "grad"),
-    (torch.func, "grad_and_value"),
-    (torch.func, "vjp"),
-    (torch.func, "jvp"),
-    (torch.func, "jacrev"),
-    (torch.func, "jacfwd"),
-    (torch.func, "hessian"),
-)
-
-
-class _AutogradGuard:
-    used: bool = False
-    what: str = ""
-
-
 @contextlib.contextmanager
-def autograd_forbidden() -> Iterator[_AutogradGuard]:
-    """Within the block, autograd is off and any call into it raises and is recorded."""
-    guard = _AutogradGuard()
-    saved = [(owner, name, getattr(owner, name)) for owner, name in _FORBIDDEN if hasattr(owner, name)]
+def autograd_forbidden() -> Iterator[list[str]]:
+    """Within the block, grad mode is off and any autograd graph or derivative formula is refused
+    (``guard.no_graph_mode``); the list yielded collects what was refused."""
+    from .sandbox.guard import no_graph_mode
 
-    def refuse(label: str) -> None:
-        guard.used = True
-        guard.what = label
-        raise AutogradNotAllowed(f"{label} is not allowed here: this exercise asks you to derive the gradient yourself")
-
-    class BlockedEngine:
-        """Replaces autograd's engine object: any use of it is refused."""
-
-        def __getattr__(self, name: str) -> object:
-            refuse("autograd's engine")
-            return None
-
-    def make_blocker(label: str) -> object:
-        if label.endswith("_execution_engine"):
-            return BlockedEngine()
-
-        def blocked(*args: object, **kwargs: object) -> object:
-            refuse(label)
-            return None
-        return blocked
-
-    for owner, name, _ in saved:
-        label = f"{getattr(owner, '__name__', 'Tensor')}.{name}"
-        setattr(owner, name, make_blocker(label))
-    try:
-        with torch.no_grad():
-            yield guard
-    finally:
-        for owner, name, original in saved:
-            setattr(owner, name, original)
+    refused: list[str] = []
+    with torch.no_grad(), no_graph_mode(refused.append):
+        yield refused
 
 
 @contextlib.contextmanager
@@ -210,7 +151,7 @@ def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequenc
     pristine = [clone_tree(a) for a in args]
     working = [clone_tree(a) for a in args]
     outcome = CallOutcome()
-    with autograd_forbidden() as guard, recording_calls(namespace, watch, outcome.called):
+    with autograd_forbidden() as refused, recording_calls(namespace, watch, outcome.called):
         try:
             with time_limit(seconds):
                 value = fn(*working)
@@ -225,9 +166,9 @@ def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequenc
                              "(hidden checks call it on the grader's inputs, where notebook variables are not the same)")
         except (Exception, SystemExit) as exc:
             outcome.error = _student_traceback(exc)
-    outcome.used_autograd = guard.used
-    if guard.used:
-        outcome.error = f"the answer calls {guard.what}, which this exercise does not allow"
+    outcome.used_autograd = bool(refused)
+    if refused:
+        outcome.error = f"the answer uses {refused[0]}, which this exercise does not allow"
     for name, before, after in zip(arg_names, pristine, working):
         outcome.mutated += _changed_paths(before, after, str(name))
     return outcome

@@ -1,93 +1,336 @@
-"""nbgrader integration: the trusted verdict for every check cell, written where nbgrader reads it.
+"""nbgrader integration: ``nbgrader autograde`` (and formgrader's autograde button) run a submission
+once, in the sandbox, and record verdicts that student code could not influence.
 
-``nbgrader autograde`` executes the submitted notebook in a kernel; everything in that kernel,
-including the ``grader.check`` calls, is under the student's control. ``TrustedGrades`` runs after
-that execution and before ``SaveAutoGrades``: it grades every item of the assignment in a sandbox
-(``SandboxSource``) against references computed here, and replaces each check cell's outputs with
-the feedback text and the points earned, which ``SaveAutoGrades`` records as partial credit.
+What replaces what in nbgrader's autograde (wired in ``course_config.py``):
 
-nbgrader's scoring rules this relies on: a test cell whose outputs end in an ``execute_result``
-that is a number gets that many points; a cell with no output would get full points, and one with
-stderr output zero, so every check cell gets exactly one stdout stream and one number.
+* reading the file -- ``LenientNotebookExporter``: a notebook that is not valid JSON becomes the
+  release notebook marked unreadable, so it still gets an autograded notebook, zero on every item
+  and the reason, instead of vanishing from the gradebook;
+* a misnamed file (``mlp_backprop (1).ipynb``) -- ``find_misnamed_notebook``, nbgrader's pre-convert
+  hook, grades it under the expected name (the submitted file is not touched);
+* sanitizing -- ``KeepDemonstrationOutputs`` (instead of nbgrader's ``ClearOutput``) keeps the
+  student's saved outputs of demonstration cells, capped in bytes; ``RestoreCheckCells`` puts back
+  deleted, duplicated or renamed check cells from the release, each exactly once;
+* executing -- ``SandboxedGrading`` (instead of nbgrader's ``Execute``, so no kernel ever runs student
+  code as the grader's user): one sandboxed run gives both the cells' outputs for the feedback and
+  the calls on the secret hidden cases for the verdicts; each check cell's outputs become the
+  verdict text and the points, which nbgrader's ``SaveAutoGrades`` records as partial credit;
+* ``FlagForReview`` (after ``SaveAutoGrades``) marks the submission in the gradebook for manual
+  review when the static review or the sandbox's guard found something, with the reasons in the
+  autograded notebook.
+
+nbgrader's scoring rules this relies on: a test cell whose outputs end in an ``execute_result`` that
+is a number gets that many points; a cell with no output would get full points, and one with stderr
+output zero, so every check cell gets exactly one stdout stream and one number.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import shutil
+from pathlib import Path
 
+import nbformat
+from nbconvert.exporters import NotebookExporter
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
-                                    NbGraderPreprocessor, SaveAutoGrades)
-from traitlets import Float, List, Unicode
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, DeduplicateIds, IgnorePattern,
+                                    LimitOutput, NbGraderPreprocessor, OverwriteCells, OverwriteKernelspec,
+                                    SaveAutoGrades)
+from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from .assignments import assignment_ids, load
 from .harness import ItemReport, grade
-from .notebook_code import assignment_of, grade_id, grading_cells, is_test_cell
+from .hidden_cases import course_rng
+from .notebook_code import METADATA_KEY, assignment_of, grade_id, grading_cells, is_demonstration, is_test_cell
+from .samples import KIT_ROOT
 from .sandbox import Limits, SandboxSource
-from .spec import Case
+from .sandbox.isolation import LEVELS, ResourceLimits
+from .spec import Assignment
+from .static_review import review
 
-
-PRIVATE_COURSE_PATHS = ("source", "solutions", "submitted", "autograded", "feedback", "gradebook.db", "tests")
+PRIVATE_COURSE_PATHS = ("source", "solutions", "submitted", "autograded", "feedback", "release", "gradebook.db",
+                        "tests", "nbgrader_config.py", "course_config.py", ".course_secret", "grades.csv")
+KIT_PRIVATE_PATHS = ("source", "solutions", "course_config.py", "nbgrader_config.py", ".course_secret")
 
 
 def course_private_paths(root: str) -> list[str]:
-    """What a submission's code must not see in a course folder: notebooks with solutions, the other
-    submissions, the gradebook."""
-    return [os.path.join(root, name) for name in PRIVATE_COURSE_PATHS]
+    """What a submission's code must not see: the course's notebooks with solutions, the other
+    submissions, the gradebook, the configuration and its secret -- and the same in the kit's checkout."""
+    return ([os.path.join(root, name) for name in PRIVATE_COURSE_PATHS]
+            + [str(KIT_ROOT / name) for name in KIT_PRIVATE_PATHS])
 
 
-def grade_notebook(nb: NotebookNode, assignment_id: str, hide: list[str], limits: Limits | None = None,
-                   items: list[str] | None = None) -> tuple[list[ItemReport], SandboxSource]:
-    """The trusted verdict on every item (or on ``items``) of a submitted notebook."""
-    assignment = load(assignment_id)
-    source = SandboxSource(grading_cells(nb, assignment), hide=hide, limits=limits or Limits())
-    chosen = [i for i in assignment.items if items is None or i.name in items]
-    return grade(assignment, source, cases_for(assignment_id), chosen), source
+def kit_metadata(nb: NotebookNode) -> dict:
+    return nb.setdefault("metadata", {}).setdefault(METADATA_KEY, {})
 
 
-@lru_cache(maxsize=8)
-def cases_for(assignment_id: str) -> tuple[Case, ...]:
-    """The grader's cases, made once per process (they are the same for every submission)."""
-    return tuple(load(assignment_id).make_cases())
+# ---------------------------------------------------------------- reading and sanitizing
 
 
-def check_cell_outputs(report: ItemReport, execution_count: int | None) -> list[NotebookNode]:
+def release_notebook(coursedir: object, assignment_id: str, notebook_id: str) -> NotebookNode:
+    """The student version, from the course's release folder, else the kit's committed one."""
+    release = Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id)) / f"{notebook_id}.ipynb"
+    if not release.exists():
+        release = KIT_ROOT / "release" / assignment_id / f"{notebook_id}.ipynb"
+    return nbformat.read(str(release), as_version=4)
+
+
+class LenientNotebookExporter(NotebookExporter):
+    """Reads a submitted notebook; one that cannot be read becomes the release, marked unreadable."""
+
+    def from_filename(self, filename: str, resources: dict | None = None, **kw: object):  # type: ignore[override]
+        try:
+            return super().from_filename(filename, resources=resources, **kw)
+        except Exception as exc:
+            reason = f"the notebook file cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+            info = (resources or {}).get("nbgrader", {})
+            notebook_id = info.get("notebook") or Path(filename).stem
+            nb = release_notebook(self.parent.coursedir, info.get("assignment") or notebook_id, notebook_id)
+            kit_metadata(nb)["unreadable"] = reason
+            return self.from_notebook_node(nb, resources=resources, **kw)
+
+
+def find_misnamed_notebook(assignment: str, student: str, notebooks: list[str], **kw: object) -> None:
+    """nbgrader's pre-convert hook: a kit notebook submitted under another name (``mlp_backprop (1).ipynb``,
+    ``Copy of mlp_backprop.ipynb``) is graded as the expected one. The list is nbgrader's own, changed in
+    place; the submitted file is copied, never renamed."""
+    by_folder: dict[str, list[str]] = {}
+    for path in notebooks:
+        by_folder.setdefault(os.path.dirname(path), []).append(path)
+    for folder, paths in by_folder.items():
+        aid = os.path.basename(folder)
+        if aid not in assignment_ids() or any(os.path.basename(p) == f"{aid}.ipynb" for p in paths):
+            continue
+        if len(paths) != 1:
+            continue  # several candidates: nbgrader's own rule applies (missing notebook, scored zero)
+        # nbgrader finds student and assignment from the path, so the copy sits beside the original.
+        copy = Path(folder) / f"{aid}.ipynb"
+        nb = nbformat.read(paths[0], as_version=nbformat.NO_CONVERT) if _readable(paths[0]) else None
+        if nb is not None:
+            kit_metadata(nb)["submitted_as"] = os.path.basename(paths[0])
+            nbformat.write(nb, str(copy))
+        else:
+            shutil.copyfile(paths[0], copy)
+        notebooks[notebooks.index(paths[0])] = str(copy)
+
+
+def _readable(path: str) -> bool:
+    try:
+        nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        return True
+    except Exception:
+        return False
+
+
+class KeepDemonstrationOutputs(NbGraderPreprocessor):
+    """nbgrader's ``ClearOutput``, except for demonstration cells: their saved outputs are what the
+    feedback shows (they are not re-run), capped in bytes and marked as not re-run."""
+
+    max_bytes = Int(100_000, help="Bytes of saved output kept per demonstration cell.").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        aid = resources.get("nbgrader", {}).get("assignment") or assignment_of(nb)
+        assignment = load(aid) if aid in assignment_ids() else None
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            if assignment is not None and is_demonstration(cell, assignment) and not is_test_cell(cell):
+                cell.outputs = cap_outputs(cell.get("outputs", []), self.max_bytes)
+                cell.outputs.insert(0, _note("not re-run for grading: the outputs below are the ones saved in "
+                                             "your notebook"))
+            else:
+                cell.outputs = []
+            cell.execution_count = None
+            cell.get("metadata", {}).pop("collapsed", None)
+        return nb, resources
+
+
+def cap_outputs(outputs: list[NotebookNode], max_bytes: int) -> list[NotebookNode]:
+    """Keep outputs until ``max_bytes`` of their text and data; say so when something was cut."""
+    kept, size = [], 0
+    for output in outputs:
+        weight = len(str(output.get("text", ""))) + sum(len(str(v)) for v in output.get("data", {}).values())
+        if size + weight > max_bytes:
+            kept.append(_note(f"output cut off after {max_bytes} bytes"))
+            break
+        kept.append(output)
+        size += weight
+    return kept
+
+
+class RestoreCheckCells(NbGraderPreprocessor):
+    """Every check cell of the release, exactly once, in the release's place: deleted ones come back,
+    duplicates and cells whose grade_id was renamed lose their grading metadata (their code stays)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        info = resources.get("nbgrader", {})
+        aid = info.get("assignment") or assignment_of(nb)
+        if aid not in assignment_ids():
+            return nb, resources
+        release = release_notebook(self.parent.coursedir if self.parent is not None and hasattr(self.parent, "coursedir")
+                                   else _NoCourse(), aid, info.get("notebook") or aid)
+        wanted = [c for c in release.cells if is_test_cell(c)]
+        wanted_ids = {grade_id(c) for c in wanted}
+        seen: set[str] = set()
+        for cell in nb.cells:
+            gid = grade_id(cell)
+            if is_test_cell(cell) and (gid not in wanted_ids or gid in seen):
+                cell.metadata.pop("nbgrader", None)  # a renamed or duplicated check cell: plain code now
+            elif is_test_cell(cell):
+                seen.add(gid)
+        # Put back missing check cells after the cell that precedes them in the release.
+        for position, cell in enumerate(release.cells):
+            if not is_test_cell(cell) or grade_id(cell) in seen:
+                continue
+            anchor = release.cells[position - 1] if position > 0 else None
+            where = _index_of(nb, anchor)
+            nb.cells.insert(where + 1 if where is not None else len(nb.cells), nbformat.from_dict(cell))
+            seen.add(grade_id(cell))
+            kit_metadata(nb).setdefault("restored_check_cells", []).append(grade_id(cell))
+        return nb, resources
+
+
+class _NoCourse:
+    release_directory = "release"
+
+    def format_path(self, *parts: str) -> str:
+        return str(KIT_ROOT / "release" / parts[-1])
+
+
+def _index_of(nb: NotebookNode, anchor: NotebookNode | None) -> int | None:
+    if anchor is None:
+        return -1
+    anchor_id = grade_id(anchor)
+    for index, cell in enumerate(nb.cells):
+        if anchor_id and grade_id(cell) == anchor_id:
+            return index
+    for index, cell in enumerate(nb.cells):
+        if cell.source == anchor.source:
+            return index
+    return None
+
+
+# ---------------------------------------------------------------- grading
+
+
+def check_cell_outputs(report: ItemReport, execution_count: int | None, graded_in: str = "") -> list[NotebookNode]:
     """The outputs nbgrader scores: the feedback on stdout, then the points as the cell's value."""
-    return [new_output("stream", name="stdout", text=report.text() + "\n"),
+    text = report.text() + (f"\n{'graded in':<20} | {graded_in}" if graded_in else "")
+    return [new_output("stream", name="stdout", text=text + "\n"),
             new_output("execute_result", data={"text/plain": repr(float(report.earned))},
                        execution_count=execution_count)]
 
 
-class TrustedGrades(NbGraderPreprocessor):
-    """Re-grade every item in a sandbox and overwrite the check cells' outputs with the verdicts."""
+def zero_outputs(reason: str, execution_count: int | None = None) -> list[NotebookNode]:
+    return [new_output("stream", name="stdout", text=f"not graded: {reason}\nscore | 0\n"),
+            new_output("execute_result", data={"text/plain": "0.0"}, execution_count=execution_count)]
 
-    hide = List(Unicode(), help="Paths the sandbox must not see (gradebook, source, other submissions).").tag(
-        config=True)
+
+def _note(text: str) -> NotebookNode:
+    return new_output("stream", name="stdout", text=f"[grader] {text}\n")
+
+
+def grade_submission(nb: NotebookNode, assignment: Assignment, student: str, secret: str, hide: list[str],
+                     limits: Limits, require: str, rerun_demonstrations: bool = False,
+                     ) -> tuple[list[ItemReport], SandboxSource]:
+    """The trusted verdict on every item: one sandboxed run, on the student's secret hidden cases."""
+    check_ids = {grade_id(c) for c in nb.cells if is_test_cell(c)}
+    chosen = [item for item in assignment.items if item.name in check_ids]
+    source = SandboxSource(grading_cells(nb, assignment, rerun_demonstrations), hide=hide, limits=limits,
+                           require=require)
+    cases = assignment.make_cases(course_rng(secret, assignment.id, student))
+    return grade(assignment, source, cases, chosen), source
+
+
+class SandboxedGrading(NbGraderPreprocessor):
+    """Takes the place of nbgrader's ``Execute``: see the module docstring."""
+
+    require_isolation = Enum(LEVELS, "bubblewrap", help=(
+        "The weakest sandbox grading accepts. When this machine cannot give it, grading stops and "
+        "records nothing. 'limits' suits a laptop that trusts its own code.")).tag(config=True)
+    secret = Unicode("", help="The course secret the hidden cases are drawn from (keep it out of the "
+                              "students' reach; course_config.py reads it from .course_secret).").tag(config=True)
+    hide = List(Unicode(), help="Paths the sandbox must not see (gradebook, configuration, notebooks).").tag(config=True)
+    rerun_demonstrations = Bool(False, help="Run cells tagged as demonstrations (training, plots) in the "
+                                            "sandbox too, instead of showing their saved outputs.").tag(config=True)
     per_call_s = Float(10.0, help="Seconds one call of a student function may take.").tag(config=True)
     per_cell_s = Float(30.0, help="Seconds one notebook cell may take in the sandbox.").tag(config=True)
+    memory_mb = Int(8192, help="Address space of the sandboxed process, in MiB.").tag(config=True)
+    output_bytes = Int(200_000, help="Bytes of output kept per cell.").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        assignment_id = resources.get("nbgrader", {}).get("assignment") or assignment_of(nb)
-        if assignment_id not in assignment_ids():
-            self.log.warning("TrustedGrades: %r is not a kit assignment; keeping nbgrader's own verdicts",
-                             assignment_id)
+        info = resources.get("nbgrader", {})
+        aid = info.get("assignment") or assignment_of(nb)
+        if aid not in assignment_ids():
+            raise RuntimeError(f"{aid!r} is not a kit assignment: no sandboxed grader for it")
+        assignment, meta = load(aid), kit_metadata(nb)
+        student = info.get("student") or "unknown"
+        if meta.get("unreadable"):
+            for cell in nb.cells:
+                if is_test_cell(cell):
+                    cell.outputs = zero_outputs(meta["unreadable"])
+            meta["grading"] = {"isolation": "not run: unreadable notebook", "review": []}
+            self.log.warning("SandboxedGrading: %s/%s: %s", student, aid, meta["unreadable"])
             return nb, resources
-        known = {item.name for item in load(assignment_id).items}
-        check_cells = {grade_id(c): c for c in nb.cells if is_test_cell(c) and grade_id(c) in known}
-        reports, source = grade_notebook(nb, assignment_id, list(self.hide),
-                                         Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s),
-                                         list(check_cells))
-        self.log.info("TrustedGrades: %s, %g / %g points (sandbox: %s)", assignment_id,
-                      sum(r.earned for r in reports), sum(r.item.points for r in reports), source.isolation_note)
-        for report in reports:
-            cell = check_cells[report.item.name]
-            cell.outputs = check_cell_outputs(report, cell.get("execution_count"))
+        limits = Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s, output_bytes_per_cell=self.output_bytes,
+                        resources=ResourceLimits(memory_bytes=self.memory_mb * 1024**2))
+        reports, source = grade_submission(nb, assignment, student, self.secret, list(self.hide), limits,
+                                           self.require_isolation, self.rerun_demonstrations)
+        by_name = {r.item.name: r for r in reports}
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if is_test_cell(cell):
+                report = by_name.get(grade_id(cell))
+                cell.outputs = (check_cell_outputs(report, index, source.isolation_note) if report is not None
+                                else zero_outputs("this check cell is not part of the assignment", index))
+                cell.execution_count = index
+            elif index in source.cell_outputs:
+                outputs, _failed = source.cell_outputs[index]
+                cell.outputs = [nbformat.from_dict(o) for o in outputs]
+                for output in cell.outputs:
+                    if output.output_type == "execute_result":
+                        output.execution_count = index
+                cell.execution_count = index
+        answers = [(i, c.source) for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        flags = [str(f) for f in review(answers)]
+        flags += [f"the sandbox's guard ended the process: {t}" for t in source.tampering]
+        flags += [f"item {r.item.name}: {r.problem}" for r in reports if r.problem and "not allowed" in r.problem]
+        meta["grading"] = {"isolation": source.isolation_note, "review": flags,
+                           "skipped_cells": source.skipped_cells}
+        earned = sum(r.earned for r in reports)
+        self.log.info("SandboxedGrading: %s/%s: %g / %g points (%s)%s", student, aid, earned,
+                      sum(r.item.points for r in reports), source.isolation_note,
+                      f"; flagged for review: {flags}" if flags else "")
         return nb, resources
 
 
-# nbgrader's default autograde pipeline with TrustedGrades between execution and saving the grades.
-AUTOGRADE_PREPROCESSORS = [Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, TrustedGrades,
-                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+class FlagForReview(NbGraderPreprocessor):
+    """After the grades are saved: mark the submission for manual review in formgrader when the
+    static review or the sandbox's guard found something (the reasons are in the notebook's metadata)."""
+
+    course_id = Unicode("", help="The course id of the gradebook (course_config.py sets it).").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        flags = kit_metadata(nb).get("grading", {}).get("review")
+        info = resources.get("nbgrader", {})
+        if not flags or not info.get("db_url"):
+            return nb, resources
+        with Gradebook(info["db_url"], self.course_id) as gb:
+            try:
+                submission = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            except MissingEntry:
+                return nb, resources
+            submission.flagged = True
+            gb.db.commit()
+        return nb, resources
+
+
+SANITIZE_PREPROCESSORS = [KeepDemonstrationOutputs, RestoreCheckCells, DeduplicateIds, OverwriteKernelspec,
+                          OverwriteCells, CheckCellMetadata]
+# nbgrader's default autograde pipeline with Execute replaced by the sandboxed run.
+AUTOGRADE_PREPROCESSORS = [SandboxedGrading, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+                           FlagForReview, AssignLatePenalties, CheckCellMetadata]

@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 
 from .assignments import load
 from .harness import ItemReport, NamespaceSource, grade, summary
+from .hidden_cases import fresh_rng
 from .spec import Case
 
 
@@ -28,7 +29,9 @@ class Grader:
     @property
     def cases(self) -> list[Case]:
         if self._cases is None:
-            self._cases = self.assignment.make_cases()
+            # Fresh hidden cases for each Grader (each run of the notebook's setup cell): passing them
+            # means the answer is general. The recorded grade draws its own (nbgrader_plugin).
+            self._cases = self.assignment.make_cases(fresh_rng())
         return self._cases
 
     def _grade(self, names: list[str] | None) -> list[ItemReport]:

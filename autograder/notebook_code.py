@@ -23,12 +23,18 @@ def grade_id(cell: NotebookNode) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def grading_cells(nb: NotebookNode, assignment: Assignment) -> list[str]:
-    """The code a grader runs: every code cell in order, except check cells (they only call the
-    grader) and demonstrations tagged ``assignment.skip_tag`` (training, plots)."""
-    return [cell.source for cell in nb.cells
+def is_demonstration(cell: NotebookNode, assignment: Assignment) -> bool:
+    """A cell tagged as a demonstration (training, plots, sampling): nothing graded depends on it."""
+    return assignment.skip_tag in cell.get("metadata", {}).get("tags", [])
+
+
+def grading_cells(nb: NotebookNode, assignment: Assignment, rerun_demonstrations: bool = False
+                  ) -> list[tuple[int, str]]:
+    """The code a grader runs, as ``(cell index, source)``: every code cell in order, except check
+    cells (they only call the grader) and, unless asked, demonstrations."""
+    return [(index, cell.source) for index, cell in enumerate(nb.cells)
             if cell.cell_type == "code" and not is_test_cell(cell)
-            and assignment.skip_tag not in cell.get("metadata", {}).get("tags", [])]
+            and (rerun_demonstrations or not is_demonstration(cell, assignment))]
 
 
 def assignment_of(nb: NotebookNode, path: Path | None = None) -> str | None:

@@ -1,14 +1,13 @@
 """The instructor pipeline, driven through nbgrader's own commands.
 
-release -> collect (here: bundled samples) -> ``nbgrader autograde`` -> record what nbgrader could
-not open -> ``nbgrader generate_feedback`` -> ``nbgrader export`` -> a per-student table. Every
-submitted student gets a row and a grade; a submission nbgrader cannot process (a notebook that is
-not valid JSON) is recorded as zero with the reason, in the gradebook and in its feedback file.
+release -> collect (here: bundled samples) -> ``nbgrader autograde`` -> ``nbgrader generate_feedback``
+-> ``nbgrader export`` -> a per-student table. Everything that makes every submission get a grade and
+a reason (unreadable files, misnamed files, edited check cells, crashes) lives inside
+``nbgrader autograde`` itself (``nbgrader_plugin``), so formgrader's button behaves the same.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 import subprocess
@@ -22,8 +21,6 @@ from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config.loader import PyFileConfigLoader
 
 from .assignments import load
-from .harness import summary
-from .nbgrader_plugin import course_private_paths, grade_notebook
 from .samples import KIT_ROOT, write_samples
 from .spec import Assignment
 
@@ -85,69 +82,22 @@ def submitted_students(course: Path, aid: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / aid).is_dir()) if root.exists() else []
 
 
-def unreadable_reason(path: Path) -> str | None:
-    """Why a submitted notebook cannot be read at all, or None if it can."""
+def grading_status(course: Path, aid: str, student: str) -> str:
+    """What the autograded notebook says about how it was graded (nbgrader autograde wrote it)."""
+    path = course / "autograded" / student / aid / f"{aid}.ipynb"
     if not path.exists():
-        return "no notebook was submitted"
-    try:
-        nbformat.read(str(path), as_version=4)
-    except Exception as exc:
-        return f"the notebook file cannot be opened ({type(exc).__name__}: {str(exc).split(':')[0][:120]})"
-    return None
-
-
-def execution_failure(log: str) -> str:
-    """What stopped nbgrader, in words for the student (the details are in the autograde log)."""
-    if "DeadKernelError" in log:
-        return "nbgrader could not run this notebook: the kernel died (a cell called exit() or crashed Python)"
-    if "UnresponsiveKernelError" in log:
-        return "nbgrader could not run this notebook: the kernel stopped responding (an endless loop in C code?)"
-    return "nbgrader could not run this notebook"
-
-
-def _record_scores(course: Path, aid: str, student: str, scores: dict[str, float], comment: str) -> None:
-    """Write auto scores (grade_id -> points; missing ones get 0) for one submission into the gradebook."""
-    course_id, db_url = course_id_and_db(course)
-    with Gradebook(db_url, course_id) as gb:
-        gb.update_or_create_student(student)
-        try:
-            gb.find_submission(aid, student)
-        except MissingEntry:
-            gb.add_submission(aid, student)
-        submission = gb.find_submission_notebook(aid, aid, student)
-        for grade in submission.grades:
-            grade.auto_score = float(scores.get(grade.name, 0.0))
-            grade.needs_manual_grade = False
-        for entry in submission.comments:
-            entry.auto_comment = comment
-        gb.db.commit()
-
-
-def _feedback_page(course: Path, aid: str, student: str, title: str, body: str) -> None:
-    page = course / "feedback" / student / aid / f"{aid}.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(f"<html><body><h1>{html.escape(aid)}: {html.escape(title)}</h1>{body}</body></html>\n")
-
-
-def record_ungradable(course: Path, aid: str, student: str, reason: str) -> None:
-    """Zero for every graded cell, with the reason as a comment, and a feedback page that says why."""
-    _record_scores(course, aid, student, {}, reason)
-    _feedback_page(course, aid, student, "not graded",
-                   f"<p>Your submission could not be graded: {html.escape(reason)}.</p><p>Every item scores 0. "
-                   "Re-submit a notebook that opens in Jupyter (File &rarr; Save, then check that it reopens).</p>")
-
-
-def grade_in_sandbox_only(course: Path, aid: str, student: str, reason: str) -> None:
-    """nbgrader could not execute a readable notebook: grade it with the sandboxed harness alone (the
-    same verdicts TrustedGrades gives), so a crashing cell costs only what depends on it."""
-    nb = nbformat.read(str(course / "submitted" / student / aid / f"{aid}.ipynb"), as_version=4)
-    reports, _ = grade_notebook(nb, aid, course_private_paths(str(course)))
-    _record_scores(course, aid, student, {r.item.name: r.earned for r in reports},
-                   f"{reason}; graded in the sandbox without cell outputs")
-    items = "".join(f"<h3>{html.escape(r.item.name)}</h3><pre>{html.escape(r.text())}</pre>" for r in reports)
-    _feedback_page(course, aid, student, "graded without running the notebook",
-                   f"<p>{html.escape(reason)}. Your functions were still graded, each on its own, so this "
-                   f"report has no cell outputs.</p><pre>{html.escape(summary(load(aid), reports))}</pre>{items}")
+        return "NOT GRADED: nbgrader autograde wrote no notebook (see its log)"
+    meta = nbformat.read(str(path), as_version=4).metadata.get("backprop_kit", {})
+    if meta.get("unreadable"):
+        return f"not gradable: {meta['unreadable']}"
+    notes = []
+    if meta.get("submitted_as"):
+        notes.append(f"submitted as {meta['submitted_as']!r}")
+    if meta.get("restored_check_cells"):
+        notes.append(f"check cells restored: {', '.join(meta['restored_check_cells'])}")
+    if meta.get("grading", {}).get("review"):
+        notes.append("flagged for review: " + "; ".join(meta["grading"]["review"])[:300])
+    return "graded" + (" (" + "; ".join(notes) + ")" if notes else "")
 
 
 def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) -> list[StudentRow]:
@@ -178,24 +128,17 @@ def expectation(assignment: Assignment, row: StudentRow) -> str:
 
 
 def grade_assignment(course: Path, aid: str) -> AssignmentRun:
-    """Autograde every submission of ``aid``, record the ones nbgrader could not process, write feedback."""
+    """``nbgrader autograde`` every submission of ``aid`` (the kit's sandboxed pipeline inside it),
+    then ``nbgrader generate_feedback``; rows from the gradebook."""
     assignment = load(aid)
     students = submitted_students(course, aid)
     start = time.perf_counter()
     log = nbgrader(course, "autograde", aid, "--force").stderr
     seconds = time.perf_counter() - start
-    reasons: dict[str, str] = {}
-    for student in students:
-        if (course / "autograded" / student / aid / f"{aid}.ipynb").exists():
-            continue
-        unreadable = unreadable_reason(course / "submitted" / student / aid / f"{aid}.ipynb")
-        if unreadable is not None:
-            reasons[student] = f"not gradable: {unreadable}"
-            record_ungradable(course, aid, student, unreadable)
-        else:
-            reasons[student] = f"graded in the sandbox only: {execution_failure(log)}"
-            grade_in_sandbox_only(course, aid, student, execution_failure(log))
+    if "IsolationUnavailable" in log:
+        raise RuntimeError("grading stopped: " + log[log.index("IsolationUnavailable"):].splitlines()[0])
     feedback = nbgrader(course, "generate_feedback", aid, "--force")
+    reasons = {student: grading_status(course, aid, student) for student in students}
     rows = collect_rows(course, assignment, reasons)
     for row in rows:
         row.expected = expectation(assignment, row)
@@ -215,12 +158,12 @@ def format_run(run: AssignmentRun) -> str:
              f"{run.autograde_seconds:.1f} s ({per:.1f} s per submission)",
              f"  {'student':<22} {'score':>11}  {'status':<12} {'check':<12} items lost"]
     for row in run.rows:
-        status = ("graded" if row.status == "graded" else "NOT GRADABLE" if row.status.startswith("not gradable")
-                  else "sandbox only")
+        status = ("NOT GRADABLE" if row.status.startswith("not gradable") else "NOT GRADED"
+                  if row.status.startswith("NOT GRADED") else "graded")
         lost = ", ".join(row.wrong) if len(row.wrong) < len(run.assignment.items) else "all"
         lines.append(f"  {row.student:<22} {row.score:>5g} / {row.max_score:<3g}  {status:<12} "
                      f"{row.expected or '-':<12} {lost}")
-        if row.status != "graded":
+        if row.status != "graded":  # a reason, a note, or a flag for review
             lines.append(f"  {'':<22} {row.status}")
     return "\n".join(lines)
 

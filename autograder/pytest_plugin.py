@@ -15,6 +15,7 @@ import pytest
 
 from .assignments import load
 from .harness import ItemReport, grade, summary
+from .hidden_cases import fresh_rng
 from .notebook_code import assignment_of, grading_cells, read_notebook
 from .sandbox import SandboxSource
 from .spec import Assignment
@@ -61,7 +62,8 @@ class NotebookFile(pytest.File):
 
     def reports(self) -> dict[str, ItemReport]:
         if self._reports is None:
-            reports = grade(self.assignment, SandboxSource(self.cells), self.assignment.make_cases())
+            # New hidden cases every run, as in the notebook's own checks.
+            reports = grade(self.assignment, SandboxSource(self.cells), self.assignment.make_cases(fresh_rng()))
             self._reports = {r.item.name: r for r in reports}
             self.config.stash.setdefault(_REPORTS_KEY, []).append((self.assignment, reports))
         return self._reports

@@ -7,6 +7,7 @@ points and (optionally) a tolerance, all in one declaration.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -67,15 +68,22 @@ class Item:
 
 @dataclass(frozen=True)
 class Assignment:
-    """Everything the grader knows about one assignment."""
+    """Everything the grader knows about one assignment.
+
+    ``make_cases(rng)`` returns the notebook's own batch first (public: the rows a student sees),
+    then ``hidden_cases.HIDDEN_CASES`` cases whose seeds and sizes are drawn from ``rng``, so no
+    answer can be computed ahead of grading (see ``hidden_cases``).
+    """
 
     id: str
     title: str
     items: tuple[Item, ...]
-    make_cases: Callable[[], list[Case]]
+    make_cases: Callable[[random.Random], list[Case]]
     # Cells with this tag are demonstrations (training, plots, sampling) that the grader skips.
     skip_tag: str = "grader-skip"
     samples: tuple["Sample", ...] = field(default=())
+    # Inclusive (low, high) of each size a hidden case draws, by Config field: for docs and tests.
+    hidden_size_ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def item(self, name: str) -> Item:
         for it in self.items:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,9 @@ _CASES: dict[str, list[Case]] = {}
 
 
 def cases_of(assignment: Assignment) -> list[Case]:
-    """The grader's cases, made once per test session."""
+    """The grader's cases, made once per test session, from a fixed source: the suite is reproducible."""
     if assignment.id not in _CASES:
-        _CASES[assignment.id] = assignment.make_cases()
+        _CASES[assignment.id] = assignment.make_cases(random.Random(0))
     return _CASES[assignment.id]
 
 
@@ -60,7 +61,7 @@ def with_answers(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> nbf
 def namespace_of(nb: nbformat.NotebookNode, assignment: Assignment) -> dict[str, object]:
     """Run a (trusted, test-made) notebook's grading cells in this process, like a kernel would."""
     namespace: dict[str, object] = {"__name__": "__main__"}
-    for source in grading_cells(nb, assignment):
+    for _, source in grading_cells(nb, assignment):
         exec(compile(source, "<cell>", "exec"), namespace)
     return namespace
 

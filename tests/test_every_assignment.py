@@ -93,6 +93,6 @@ def test_bptt_loop_mistake_is_reported_at_the_step_it_happens() -> None:
     reports = {r.item.name: r for r in grade(assignment, NamespaceSource(namespace), cases_of(assignment))}
     assert [n for n, r in reports.items() if not r.passed] == [
         "bptt_dembd", "bptt_dx2g_W", "bptt_dx2g_b", "bptt_dh2g_W", "bptt_dh2g_b", "backward"]
-    last = assignment.make_cases()[0].values["x"].shape[1] - 1
+    last = cases_of(assignment)[0].values["x"].shape[1] - 1
     assert (f"step {last - 1} received a dh that is not the gradient of h_{last - 1}"
             in reports["bptt_dembd"].problem)

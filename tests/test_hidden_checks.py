@@ -111,7 +111,7 @@ def test_calling_autograd_inside_an_answer_scores_zero(how: str, mlp: Assignment
     exec(AUTOGRAD_CHEATS[how], namespace)
     (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dprobs")])
     assert report.earned == 0
-    assert re.search(r"calls .* which this exercise does not allow|is not allowed here", report.problem)
+    assert re.search(r"uses .* which this exercise does not allow|is not allowed here", report.problem)
     # autograd is usable again after the check
     x = torch.ones(2, requires_grad=True)
     (x * 2).sum().backward()

@@ -11,7 +11,9 @@ grader runs it to make its references.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from .. import reference
 from ..data import NOTE_ITOS, NOTE_STOI, SONG_END, song_tokens
+from ..hidden_cases import HIDDEN_CASES, draw_distinct, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
@@ -40,6 +43,15 @@ class Config:
 
 NOTEBOOK_CONFIG = Config()
 NOTEBOOK_SEED = 1337
+
+# The hidden cases draw their sizes from these inclusive ranges (see ``hidden_cases``): a case takes
+# milliseconds, and every layer is exercised. context >= 5 makes T2 >= 3, so pooling's 1/T2 and the
+# stride-2 windows' overlap both show, and each channel's batchnorm averages B*T2 >= 12 values;
+# context <= 16 keeps T2 <= 8, below V = 9. batch_size * context > 9 repeats a note, so dwte must
+# add its rows. n_embd >= 4 keeps 3C (cols1's rows) off V. The first hidden case has an odd context,
+# so the stride-2 layers see an odd width (the notebook's is even).
+HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
+    "batch_size": (4, 16), "context": (5, 16), "n_embd": (4, 8), "h1": (4, 12), "h2": (4, 14)}
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -180,14 +192,32 @@ def make_case(label: str, cfg: Config, seed: int) -> Case:
                                                               cfg.batch_size * cfg.context, f.c2.shape[-1]))
 
 
-def make_cases() -> list[Case]:
-    """The notebook's own batch first, then two hidden ones with other seeds and sizes (one with an
-    odd context, so the stride-2 layers see an odd width)."""
-    return [
-        make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED),
-        make_case("seed 1 (B=10, T=15, C=4, H1=6, H2=7)", Config(10, 15, 4, 6, 7), 1),
-        make_case("seed 2 (B=14, T=12, C=5, H1=8, H2=10)", Config(14, 12, 5, 8, 10), 2),
-    ]
+def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
+    """Axis sizes computed from the drawn ones: T2 (after stride 2), and the unfolded rows of each
+    convolution. They must differ from the rest too, or a swapped axis keeps its shape."""
+    return {"T2": (sizes["context"] + 1) // 2, "cols1_rows": 3 * sizes["n_embd"], "cols2_rows": 3 * sizes["h1"]}
+
+
+def hidden_configs(rng: random.Random) -> list[Config]:
+    """The hidden cases' sizes: all different from each other and from V, each unlike the same size in
+    the notebook's batch and the hidden cases before it; odd contexts first, then even (alternating)."""
+    configs: list[Config] = []
+    for i in range(HIDDEN_CASES):
+        odd = i % 2 == 0
+        earlier = [asdict(c) for c in (NOTEBOOK_CONFIG, *configs)]
+        sizes = draw_distinct(rng, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes, unlike=earlier,
+                              accept=lambda s: s["context"] % 2 == odd)
+        configs.append(Config(**sizes))
+    return configs
+
+
+def make_cases(rng: random.Random) -> list[Case]:
+    """The notebook's own batch first, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``
+    (the first with an odd context, so the stride-2 layers see an odd width)."""
+    hidden = [make_case(f"hidden case {i} (B={c.batch_size}, T={c.context}, C={c.n_embd}, H1={c.h1}, H2={c.h2})",
+                        c, draw_seed(rng))
+              for i, c in enumerate(hidden_configs(rng), start=1)]
+    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
 
 
 @torch.no_grad()
@@ -335,6 +365,7 @@ ASSIGNMENT = Assignment(
     items=ITEMS,
     make_cases=make_cases,
     samples=SAMPLES,
+    hidden_size_ranges=HIDDEN_SIZE_RANGES,
 )
 
 __all__ = ["ASSIGNMENT", "BN_EPS", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES",

@@ -9,7 +9,9 @@ only copy of the forward pass: the notebook shows and calls it, and the grader r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import torch
@@ -18,6 +20,7 @@ from torch import Tensor
 
 from .. import reference
 from ..data import ITOS, STOI, load_names
+from ..hidden_cases import HIDDEN_CASES, draw_distinct, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
@@ -41,6 +44,14 @@ class Config:
 
 NOTEBOOK_CONFIG = Config()
 NOTEBOOK_SEED = 31337
+
+# The hidden cases draw their sizes from these inclusive ranges (see ``hidden_cases``): a case takes
+# milliseconds even unrolled over T steps, and every layer is exercised. context >= 4 keeps T > 3, so
+# the checked step (CHECKED_STEP = 2) exists and has a later step sending gradient back into it.
+# hidden >= 8 puts 3H (the gates' width) at 24 or more, above B, T and E, and H = 9 is refused since
+# 3H would equal V = 27. batch_size >= 4 makes dropout's masks hold zeros in all but a rare draw.
+HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
+    "batch_size": (4, 10), "context": (4, 12), "n_embd": (4, 16), "hidden": (8, 16)}
 
 
 @lru_cache(maxsize=1)
@@ -220,13 +231,29 @@ def make_case(label: str, cfg: Config, seed: int) -> Case:
     return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * cfg.context,))
 
 
-def make_cases() -> list[Case]:
-    """The notebook's own batch, then two hidden ones with other seeds, sizes and sequence lengths."""
-    return [
-        make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED),
-        make_case("seed 1 (B=5, T=9, E=8, H=11)", Config(5, 9, 8, 11), 1),
-        make_case("seed 2 (B=7, T=5, E=6, H=13)", Config(7, 5, 6, 13), 2),
-    ]
+def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
+    """The gates' width 3H (x2g_W, h2g_W): it must differ from the other sizes and V too."""
+    return {"gates": 3 * sizes["hidden"]}
+
+
+def hidden_configs(rng: random.Random) -> list[Config]:
+    """The hidden cases' sizes: all different from each other, from V and from 3H, and each unlike the
+    same size in the notebook's batch and the hidden cases before it (a hard-coded ``T`` fails all)."""
+    configs: list[Config] = []
+    for _ in range(HIDDEN_CASES):
+        earlier = [asdict(c) for c in (NOTEBOOK_CONFIG, *configs)]
+        sizes = draw_distinct(rng, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes, unlike=earlier)
+        configs.append(Config(**sizes))
+    return configs
+
+
+def make_cases(rng: random.Random) -> list[Case]:
+    """The notebook's own batch, then ``HIDDEN_CASES`` with sizes, sequence lengths and seeds drawn
+    from ``rng``."""
+    hidden = [make_case(f"hidden case {i} (B={c.batch_size}, T={c.context}, E={c.n_embd}, H={c.hidden})",
+                        c, draw_seed(rng))
+              for i, c in enumerate(hidden_configs(rng), start=1)]
+    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
 
 
 @torch.no_grad()
@@ -376,6 +403,7 @@ ASSIGNMENT = Assignment(
     items=ITEMS,
     make_cases=make_cases,
     samples=SAMPLES,
+    hidden_size_ranges=HIDDEN_SIZE_RANGES,
 )
 
 __all__ = ["ASSIGNMENT", "CHECKED_STEP", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES",

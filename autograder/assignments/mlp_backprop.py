@@ -8,13 +8,16 @@ the forward pass: the notebook shows and calls it, and the grader runs it to mak
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
 from ..data import ITOS, STOI, splits
 from .. import reference
+from ..hidden_cases import HIDDEN_CASES, draw_distinct, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
@@ -35,6 +38,15 @@ class Config:
 
 NOTEBOOK_CONFIG = Config()
 NOTEBOOK_SEED = 2147483647
+
+# The hidden cases draw their sizes from these inclusive ranges (see ``hidden_cases``): a case takes
+# milliseconds, and every layer is exercised. batch_size >= 14 with block_size >= 2 gives at least 28
+# context characters, more than the 27 of the vocabulary, so one repeats and dC must add its rows.
+# batch_size <= 24 because dbndiff2 shrinks like 1/n**2 down to the tolerance's atol: there, a biased
+# variance (off by 1/n) still lands about 5x or more outside the tolerance; at n = 64 it would pass. The
+# four block sizes (2 to 5, the notebook's 3 among them) all fit ``splits``' cache of built datasets.
+HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
+    "block_size": (2, 5), "n_embd": (4, 16), "n_hidden": (24, 80), "batch_size": (14, 24)}
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -151,14 +163,29 @@ def make_case(label: str, cfg: Config, seed: int) -> Case:
     return Case(label=label, values=reference.case_values(f, params), grads=grads, sizes=(cfg.batch_size,))
 
 
-def make_cases() -> list[Case]:
-    """The notebook's own batch first (its rows match what students see), then two hidden ones
-    with other seeds and other sizes."""
-    return [
-        make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED),
-        make_case("seed 1 (n=20, H=48, E=8)", Config(block_size=3, n_embd=8, n_hidden=48, batch_size=20), 1),
-        make_case("seed 2 (n=45, H=40, E=12, block 4)", Config(block_size=4, n_embd=12, n_hidden=40, batch_size=45), 2),
-    ]
+def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
+    """embcat's width, W1's first dim: it must differ from H too, or W1 is square."""
+    return {"fan_in": sizes["block_size"] * sizes["n_embd"]}
+
+
+def hidden_configs(rng: random.Random) -> list[Config]:
+    """The hidden cases' sizes: all different from each other and from V, and each unlike the same
+    size in the notebook's batch and the hidden cases before it (a hard-coded ``n`` fails all)."""
+    configs: list[Config] = []
+    for _ in range(HIDDEN_CASES):
+        earlier = [asdict(c) for c in (NOTEBOOK_CONFIG, *configs)]
+        sizes = draw_distinct(rng, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes, unlike=earlier)
+        configs.append(Config(**sizes))
+    return configs
+
+
+def make_cases(rng: random.Random) -> list[Case]:
+    """The notebook's own batch first (its rows match what students see), then ``HIDDEN_CASES``
+    with sizes and seeds drawn from ``rng``."""
+    hidden = [make_case(f"hidden case {i} (n={c.batch_size}, H={c.n_hidden}, E={c.n_embd}, "
+                        f"block {c.block_size})", c, draw_seed(rng))
+              for i, c in enumerate(hidden_configs(rng), start=1)]
+    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
 
 
 # ---------------------------------------------------------------- after training: evaluation and sampling
@@ -350,6 +377,7 @@ ASSIGNMENT = Assignment(
     items=ITEMS,
     make_cases=make_cases,
     samples=SAMPLES,
+    hidden_size_ranges=HIDDEN_SIZE_RANGES,
 )
 
 __all__ = ["ASSIGNMENT", "Config", "Forward", "NOTEBOOK_CONFIG", "NOTEBOOK_SEED", "PARAM_NAMES",

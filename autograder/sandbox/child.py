@@ -1,0 +1,99 @@
+"""The sandboxed process: runs a submission's cells once, then calls its functions on the grader's inputs.
+
+Started by ``runner.SandboxSource`` inside the isolation of ``isolation.py`` as
+``python -m autograder.sandbox.child JOBDIR``. It knows no expected answers: it receives the cells and
+the inputs, and writes back each cell's outputs (``cell_<i>.json``) and each call's plain outcome
+(``result_<k>.pt``). Before each step it appends a line to ``JOBDIR/status`` so the parent can tell
+which step hangs or kills the process.
+
+Order matters: torch and the kit are imported, autograd is switched off, the no-graph mode is pushed
+and the interpreter is sealed (``guard``) before the first student line runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from ..harness import missing_function_message
+from ..invoke import CallOutcome, invoke, time_limit
+from .cells import CellRunner
+from .guard import no_graph_mode, seal_interpreter, trusted_roots
+from .isolation import hide_in_process
+
+TAMPER_EXIT_CODE = 86
+
+
+def main(job_dir: str) -> None:
+    job = Path(job_dir)
+    status = open(job / "status", "a", buffering=1)
+    spec = torch.load(job / "job.pt", weights_only=False)  # written by the grader; holds inputs only
+    os.environ["BACKPROP_KIT_SANDBOX"] = "1"  # the kit's notebook helpers skip autograd here
+    if spec["hide"]:  # the ``namespaces`` level: cover the course's private paths ourselves
+        status.write(f"isolation {hide_in_process(spec['hide'])}\n")
+    runner = CellRunner(max_bytes_per_cell=spec["max_output_bytes"])
+    # Imported before sealing, like torch: what the notebooks import, so that their set-up (such as
+    # matplotlib asking fontconfig for fonts in a subprocess) happens before subprocesses are refused.
+    import autograder.assignments  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+
+    def on_tamper(reason: str) -> None:
+        status.write(f"tamper {reason}\n")
+        os._exit(TAMPER_EXIT_CODE)
+
+    torch.set_grad_enabled(False)
+    no_graph_mode().__enter__()  # stays on torch's mode stack for the life of the process
+    seal_interpreter(trusted_roots(), on_tamper)
+
+    for index, source in spec["cells"]:
+        if index in spec["skip_cells"]:
+            continue
+        status.write(f"cell {index}\n")
+        with time_limit(spec["per_cell_s"]):
+            try:
+                outputs, failed = runner.run(source)
+            except TimeoutError as exc:  # raised between IPython's own handlers
+                outputs, failed = [{"output_type": "error", "ename": "TimeoutError", "evalue": str(exc),
+                                    "traceback": [str(exc)]}], True
+        if any(o.get("ename") == "TimeoutError" for o in outputs):
+            status.write(f"skip-cell {index}\n")  # not worth re-running after a restart
+        if index not in spec["outputs_known"]:
+            (job / f"cell_{index}.json").write_text(json.dumps({"outputs": outputs, "failed": failed}))
+
+    namespace = runner.namespace
+    hung_items: set[str] = set()
+    for number, (key, function, args, arg_names, watch) in enumerate(spec["calls"]):
+        status.write(f"call {key}\n")
+        fn = namespace.get(function)
+        item = key.split("@")[0]
+        if item in hung_items:
+            outcome = CallOutcome(error="not run: an earlier case of this item did not finish")
+        elif not callable(fn):
+            outcome = CallOutcome(error=missing_function_message(function))
+        else:
+            try:
+                outcome = invoke(fn, args, arg_names, spec["per_call_s"], namespace, watch)
+            except BaseException as exc:  # e.g. SystemExit raised past invoke's own handling
+                outcome = CallOutcome(error=f"{type(exc).__name__}: {exc}")
+            if outcome.timed_out:
+                hung_items.add(item)
+        try:
+            torch.save(outcome.to_plain(), job / f"result_{number}.pt")
+        except Exception:
+            torch.save(CallOutcome(error="the returned value could not be read back by the grader").to_plain(),
+                       job / f"result_{number}.pt")
+    status.write("done\n")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except BaseException:
+        with open(Path(sys.argv[1]) / "child_error.txt", "w") as fh:
+            fh.write(traceback.format_exc())
+        raise

@@ -1,0 +1,232 @@
+"""Autograd out of answers by outcome, not by a list of entry points; and a seal on the interpreter.
+
+``no_graph_mode()`` is a ``TorchFunctionMode``: every torch call made from Python passes through it
+(tensor methods, ``torch.*``, ``torch.nn.functional``, ``torch.ops.aten.*``, functorch's internals).
+It refuses a call when its result carries autograd history (a ``grad_fn``), and refuses the ops that
+*are* derivative formulas (``*_backward``) or forward-mode duals (``_make_dual``). Without a graph
+there is nothing for ``backward()``, ``autograd.grad``, ``torch.func.grad/vjp/jacrev`` or the engine to
+differentiate, whichever door is used, so the coverage does not depend on knowing the doors.
+
+``seal_interpreter()`` makes the mode impossible to remove from inside the process. Python's audit
+hooks (PEP 578) cannot be uninstalled; the one here refuses what would let code reach the mode or
+the grader's objects: frame and traceback walking, ``gc`` object walks, ``ctypes``, new threads
+(thread-local state starts without the mode), new processes, forged code objects and
+``sys.settrace``/``setprofile``. A profile hook then refuses calls *from student code* into private
+callables (a name with a leading underscore) of any library: ``torch._C._pop_torch_function_stack``,
+``torch._C.DisableTorchFunction``, autograd's engine object and the like. Student code is any code
+that was not loaded from a file of the Python installation or the kit.
+
+Everything the checks use is captured in closures when they are built, so patching a module
+attribute afterwards (``torch.Tensor.grad_fn = ...``) changes nothing here.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+
+class AutogradNotAllowed(RuntimeError):
+    """Raised when an answer builds an autograd graph or calls a derivative formula."""
+
+
+class TamperingRefused(RuntimeError):
+    """Raised when code tries to get at the interpreter's or the grader's internals."""
+
+
+# Ops that are derivative formulas or forward-mode AD: refused by name, whatever path calls them.
+_FORMULA_MARKERS = ("backward", "_make_dual", "_unpack_dual", "_fw_primal")
+
+
+def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
+    """A fresh mode that refuses autograd graphs and derivative formulas. ``on_refusal(label)``, if
+    given, is called before raising (the harness records that autograd was used)."""
+    grad_fn_of = torch._C.TensorBase.grad_fn.__get__  # the C getter: a Python-level patch cannot shadow it
+    tensor_type = torch._C.TensorBase
+    builtin_isinstance, builtin_getattr, builtin_str = isinstance, getattr, str
+    markers = _FORMULA_MARKERS
+
+    def leaves(value: object, depth: int = 0) -> Iterable[object]:
+        if depth > 4:
+            return
+        if builtin_isinstance(value, (tuple, list)):
+            for v in value:
+                yield from leaves(v, depth + 1)
+        elif builtin_isinstance(value, dict):
+            for v in value.values():
+                yield from leaves(v, depth + 1)
+        else:
+            yield value
+
+    def refuse(label: str) -> None:
+        if callable(on_refusal):
+            on_refusal(label)
+        raise AutogradNotAllowed(f"{label} is not allowed here: this exercise asks you to derive the gradient "
+                                 "yourself (autograd is off while answers are checked)")
+
+    class NoGraph(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            name = builtin_str(builtin_getattr(func, "__name__", func))
+            if any(m in name for m in markers):
+                refuse(f"`{name}` (a derivative formula)")
+            result = func(*args, **(kwargs or {}))
+            for leaf in leaves(result):
+                if builtin_isinstance(leaf, tensor_type) and grad_fn_of(leaf) is not None:
+                    refuse(f"autograd (`{name}` recorded a backward graph)")
+            return result
+
+    return NoGraph()
+
+
+def trusted_roots(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Folders whose files hold library code: the standard library, site-packages, the kit."""
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.add(str(Path(__file__).resolve().parents[1]))  # the autograder package
+    roots |= {str(Path(p)) for p in extra}
+    return tuple(sorted(r.rstrip("/") + "/" for r in roots))
+
+
+# Audit events refused outright once the interpreter is sealed.
+_REFUSED_EVENTS = frozenset({
+    "sys._current_frames", "sys.settrace", "sys.setprofile", "sys.addaudithook",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "_thread.start_new_thread", "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn",
+    "os.spawn", "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill",
+    "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "ctypes.cdata", "ctypes.cdata/buffer",
+    "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at", "ctypes.set_errno", "ctypes.get_errno",
+    "ctypes.seh_exception", "ctypes.PyObj_FromPtr", "cpython.PyInterpreterState_Clear",
+    "cpython._PySys_ClearAuditHooks", "cpython.run_interactivehook",
+    "socket.__new__", "socket.connect", "socket.bind",
+})
+# Restricted attributes (CPython raises ``object.__getattr__`` for them) that lead to frames.
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+_WATCHED_EVENTS = frozenset({"sys._getframe", "object.__getattr__", "object.__setattr__", "object.__delattr__",
+                             "code.__new__", "compile", "function.__new__", "exec"})
+# torch._C functions that change which modes or dispatch keys are active, or run the engine.
+_SENSITIVE_WORDS = ("pop_torch_function", "pop_torch_dispatch", "pop_mode", "set_torch_function_mode",
+                    "set_dispatch_mode", "unset_dispatch_mode", "dispatch_tls_set", "_set_torch_dispatch",
+                    "run_backward", "enter_dual_level", "disabled_torch_function", "disabled_torch_dispatch")
+# torch._C types that switch autograd, dispatch or torch-function handling on or off.
+_GUARD_TYPE_WORDS = ("Disable", "Guard", "Exclude", "Include", "Mode", "Inference", "Dispatch", "Functorch",
+                     "Dual", "Enable", "Engine")
+
+
+def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -> None:
+    """Irreversibly install the audit hook and the profile hook described in the module docstring.
+
+    Call it once, after the kit and torch are imported and before the first student line runs. A
+    refused audit event raises in the offending code. A refused call seen by the profile hook calls
+    ``on_tamper(reason)``, which must end the process: Python unsets a profile hook that raises."""
+    getframe = sys._getframe
+    startswith, endswith = str.startswith, str.endswith
+    builtin_isinstance, builtin_getattr, builtin_str, builtin_type = isinstance, getattr, str, type
+    refused_events, frame_attributes = _REFUSED_EVENTS, _FRAME_ATTRIBUTES
+    frame_helpers = tuple(r + name for r in roots for name in ("inspect.py", "traceback.py"))
+    code_type = builtin_type(seal_interpreter.__code__)
+    tensor_base = torch._C.TensorBase
+    engine_type = type(torch.autograd.Variable._execution_engine)  # torch._C._EngineBase, not exported by name
+    guard_types = tuple(t for t in (builtin_getattr(torch._C, n, None) for n in dir(torch._C))
+                        if builtin_isinstance(t, type) and any(w in t.__name__ for w in _GUARD_TYPE_WORDS))
+    hook_readers = frozenset({"getprofile", "gettrace", "_getframe", "_current_frames", "_current_exceptions"})
+    inside = [False]
+    # What an ``import`` statement in student code calls by itself (CPython's import machinery).
+    import_steps = frozenset({"_handle_fromlist", "_find_and_load", "_gcd_import", "_lock_unlock_module"})
+
+    def trusted_file(filename: object) -> bool:
+        return builtin_isinstance(filename, builtin_str) and (startswith(filename, roots)
+                                                              or startswith(filename, "<frozen "))
+
+    def frames_go_to_student(frame: object) -> bool:
+        """Whether frames found by ``frame`` reach student code: it is student code itself, or a
+        frame helper (``inspect``, ``traceback``) working for student code rather than for a library."""
+        while frame is not None and startswith(frame.f_code.co_filename, frame_helpers):  # type: ignore[attr-defined]
+            frame = frame.f_back  # type: ignore[attr-defined]
+        return frame is not None and not trusted_file(frame.f_code.co_filename)  # type: ignore[attr-defined]
+
+    def relevant(event: str, args: tuple) -> bool:
+        """Whether an event could be tampering, from its arguments alone."""
+        if event == "sys._getframe":
+            return True
+        if event == "object.__getattr__":
+            return args[1] in frame_attributes or args[1] == "__code__"
+        if event in ("object.__setattr__", "object.__delattr__"):
+            return args[1] in ("__code__", "__closure__")
+        if event in ("code.__new__", "compile"):
+            return trusted_file(args[1])
+        if event == "function.__new__":
+            return trusted_file(args[0].co_filename)
+        return builtin_isinstance(args[0], code_type) and trusted_file(args[0].co_filename)  # exec
+
+    def audit(event: str, args: tuple) -> None:
+        if inside[0]:
+            return
+        inside[0] = True
+        try:
+            if event in refused_events or startswith(event, "ctypes."):
+                raise TamperingRefused(f"{event} is not available while your code is graded")
+            if event not in _WATCHED_EVENTS or not relevant(event, args):
+                return  # decided without looking at frames: most events end here
+            caller = getframe(1)  # the Python code whose action raised the event (0 is this hook)
+            student_caller = not trusted_file(caller.f_code.co_filename)
+            if event == "sys._getframe" or event == "object.__getattr__" and args[1] in frame_attributes:
+                # Frames lead to the grader's locals. Library code may look at frames for its own
+                # bookkeeping (warnings, typing, tracebacks), but not hand them to student code.
+                if frames_go_to_student(caller):
+                    raise TamperingRefused("frames and tracebacks cannot be inspected while your code is graded")
+            elif event in ("object.__setattr__", "object.__delattr__"):
+                raise TamperingRefused(f"changing .{args[1]} is not available while your code is graded")
+            elif student_caller:
+                raise TamperingRefused(f"{event} on library code is not available while your code is graded")
+        finally:
+            inside[0] = False
+
+    torch_root = str(Path(torch.__file__).parent) + "/"
+    gc_isenabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
+
+    def sensitive(name: str, owner: object) -> bool:
+        return builtin_isinstance(owner, guard_types) or any(w in name for w in _SENSITIVE_WORDS)
+
+    def private(name: object) -> bool:
+        return (builtin_isinstance(name, builtin_str) and startswith(name, "_")
+                and not (startswith(name, "__") and endswith(name, "__")))
+
+    def profile(frame, event: str, arg: object) -> None:  # type: ignore[no-untyped-def]
+        # Only C calls: looking at a Python "call" event's caller crashes CPython 3.11 now and then.
+        if event != "c_call":
+            return
+        # A garbage collection started inside a profile callback, in the middle of a C call, can
+        # crash CPython 3.11: no collection while this callback runs.
+        collecting = gc_isenabled()
+        gc_disable()
+        try:
+            check_c_call(frame, arg)
+        finally:
+            if collecting:
+                gc_enable()
+
+    def check_c_call(frame, arg: object) -> None:  # type: ignore[no-untyped-def]
+        owner = builtin_getattr(arg, "__self__", None)
+        name = builtin_getattr(arg, "__name__", "")
+        if trusted_file(frame.f_code.co_filename):
+            if sensitive(name, owner):
+                # A library function that switches the guard off, called on behalf of student code
+                # (``torch.overrides._pop_mode`` and friends): look for student code just above.
+                caller, hops = frame, 0
+                while caller is not None and hops < 6 and startswith(caller.f_code.co_filename, torch_root):
+                    caller, hops = caller.f_back, hops + 1
+                if caller is not None and not trusted_file(caller.f_code.co_filename):
+                    on_tamper(f"switched off the autograd guard through `{name}`")
+            return
+        if (builtin_isinstance(owner, engine_type) or builtin_isinstance(owner, guard_types)
+                or name in hook_readers or (private(name) and not builtin_isinstance(owner, tensor_base))):
+            on_tamper(f"called `{name}`, which is internal to a library")
+
+    sys.setprofile(profile)
+    sys.addaudithook(audit)  # last: from here on, sys.setprofile itself is refused

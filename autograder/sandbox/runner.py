@@ -1,0 +1,264 @@
+"""The grader's side of the sandbox: one isolated child per submission, restarted past hung steps.
+
+``SandboxSource(cells, ...).run(calls)`` starts ``child`` inside the isolation chosen in
+``isolation.py``, lets it run the cells and then the calls, and collects plain outcomes: each cell's
+outputs (JSON, capped in bytes) and each call's result (tensors and plain containers, loaded with
+``weights_only=True`` so a submission cannot smuggle code into the grader).
+
+A step that outlives its wall-clock limit, or kills the process, is skipped: the child is started
+again past it, so an endless loop or a crash costs one cell's outputs or one item, never the
+submission. A child that tampers with the guard is ended, and the call it was in fails with the
+reason (``tampering``), which the grader records for manual review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..harness import Call
+from ..invoke import CallOutcome
+from .isolation import (SANDBOX_GID, SANDBOX_UID, Isolation, ResourceLimits, bwrap_command, choose,
+                        namespaces_command, set_limits)
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_call_s: float = 10.0
+    per_cell_s: float = 30.0
+    startup_s: float = 90.0          # importing torch and IPython on a busy machine
+    max_restarts: int = 30
+    output_bytes_per_cell: int = 200_000
+    resources: ResourceLimits = field(default_factory=ResourceLimits)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not run (not the student's fault): the grade must not be recorded."""
+
+
+CellOutputs = tuple[list[dict], bool]  # (nbformat outputs, whether the cell raised)
+
+
+@dataclass
+class SandboxSource:
+    """Cells (``(notebook index, source)``, in order) run once in a sandboxed child, then the calls."""
+
+    cells: Sequence[tuple[int, str]]
+    hide: Sequence[str] = ()
+    limits: Limits = field(default_factory=Limits)
+    require: str = "limits"
+    isolation: Isolation | None = None
+    cell_outputs: dict[int, CellOutputs] = field(default_factory=dict)
+    student_output: str = ""
+    tampering: list[str] = field(default_factory=list)
+    skipped_cells: list[int] = field(default_factory=list)
+
+    @property
+    def isolation_note(self) -> str:
+        return self.isolation.describe() if self.isolation else "not run"
+
+    def run(self, calls: Sequence[Call]) -> dict[str, CallOutcome]:
+        if self.isolation is None:
+            self.isolation = choose(self.require)
+        outcomes: dict[str, CallOutcome] = {}
+        pending = list(calls)
+        skip_cells: set[int] = set(self.skipped_cells)
+        restarts = 0
+        while True:
+            with tempfile.TemporaryDirectory(prefix="backprop-kit-") as tmp:
+                job = Path(tmp) / "job"
+                job.mkdir()
+                stuck = self._run_child(job, pending, skip_cells)
+                skip_cells |= _lines_with(job / "status", "skip-cell ")
+                done = self._collect(job, pending, outcomes)
+                tamper = next(iter(_tamper_reasons(job / "status")), None)
+            pending = [c for c in pending if c.key not in done]
+            if not stuck:
+                break
+            restarts += 1
+            if restarts > self.limits.max_restarts:
+                for call in pending:
+                    outcomes[call.key] = CallOutcome(error="not run: too many earlier steps hung or crashed")
+                break
+            if tamper:
+                self.tampering.append(f"{stuck}: {tamper}")
+            if stuck.startswith("cell "):
+                index = int(stuck.split()[1])
+                skip_cells.add(index)
+                note = f"tampered with the grader ({tamper})" if tamper else "did not finish or crashed the process"
+                self.cell_outputs.setdefault(index, ([_grader_note(f"this cell {note}; it was skipped")], True))
+                self.student_output += f"\n[grader] notebook cell {index} {note}; skipped it\n"
+            elif stuck.startswith("call "):
+                # The call that hung or crashed fails, and so does the rest of its item (the item
+                # needs every case): no point in running them through more restarts.
+                key = stuck.split(maxsplit=1)[1]
+                item = key.split("@")[0]
+                error = (f"tampered with the grader: {tamper}" if tamper
+                         else stuck_message("timeout" if stuck.endswith("(killed)") else "crash", self.limits))
+                outcomes[key.removesuffix(" (killed)")] = CallOutcome(error=error, timed_out=not tamper,
+                                                                      used_autograd=bool(tamper))
+                for call in [c for c in pending if c.key.split("@")[0] == item]:
+                    outcomes.setdefault(call.key, CallOutcome(error="not run: an earlier case of this item failed"))
+                    pending.remove(call)
+            else:
+                raise SandboxError(f"the grading process did not start ({stuck or 'no status'}): "
+                                   f"{self._last_child_error[-2000:]}")
+            if not pending and not any(i not in skip_cells and i not in self.cell_outputs for i, _ in self.cells):
+                break
+        self.skipped_cells = sorted(skip_cells)
+        return outcomes
+
+    _last_child_error: str = ""
+
+    def _command(self, job: Path) -> tuple[list[str], Path]:
+        assert self.isolation is not None
+        level = self.isolation.level
+        inside = Path("/tmp/job") if level == "bubblewrap" else job
+        python = [sys.executable, "-I", "-B", "-X", "faulthandler", "-m", "autograder.sandbox.child", str(inside)]
+        if level == "bubblewrap":
+            return bwrap_command(job, list(self.hide), self.limits.resources, python), job
+        if level == "namespaces":
+            return namespaces_command(python), job
+        return python, job
+
+    def _run_child(self, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
+        """Run one child until it finishes or a step outlives its limit; return the step it was in
+        (empty when it finished)."""
+        assert self.isolation is not None
+        torch.save({"cells": list(self.cells), "skip_cells": sorted(skip_cells),
+                    "outputs_known": sorted(self.cell_outputs),
+                    "hide": list(self.hide) if self.isolation.level == "namespaces" else [],
+                    "calls": [(c.key, c.function, c.args, c.arg_names, c.watch) for c in calls],
+                    "per_call_s": self.limits.per_call_s, "per_cell_s": self.limits.per_cell_s,
+                    "max_output_bytes": self.limits.output_bytes_per_cell}, job / "job.pt")
+        (job / "status").touch()
+        (job / "home").mkdir()
+        if self.isolation.level == "bubblewrap" and self.isolation.as_root:
+            for path in (job, job / "status", job / "home"):
+                os.chown(path, SANDBOX_UID, SANDBOX_GID)
+            os.chmod(job.parent, 0o755)
+        command, cwd = self._command(job)
+        home = "/tmp/job/home" if self.isolation.level == "bubblewrap" else str(job / "home")
+        with open(job.parent / "child_log.txt", "w") as log:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd,
+                                    env=_child_env(home), start_new_session=True,
+                                    preexec_fn=lambda: set_limits(self.limits.resources))
+            step, since = "start", time.monotonic()
+            try:
+                while proc.poll() is None:
+                    time.sleep(0.02)
+                    latest = _last_step(job / "status")
+                    if latest and latest != step:
+                        step, since = latest, time.monotonic()
+                    if time.monotonic() - since > self._allowance(step):
+                        step += " (killed)"
+                        break
+            finally:
+                _kill(proc)
+        self.last_returncode = proc.returncode
+        latest = step if step.endswith("(killed)") else (_last_step(job / "status") or step)
+        self.student_output += (job.parent / "child_log.txt").read_text(errors="replace")[-20000:]
+        self.last_log_head = (job.parent / "child_log.txt").read_text(errors="replace")[:3000]
+        error = job / "child_error.txt"
+        self._last_child_error = error.read_text(errors="replace") if error.exists() else self.student_output[-3000:]
+        return "" if latest == "done" else latest
+
+    def _allowance(self, step: str) -> float:
+        if step.startswith("cell "):
+            return self.limits.per_cell_s + 5
+        if step.startswith("call "):
+            return self.limits.per_call_s + 5
+        return self.limits.startup_s
+
+    def _collect(self, job: Path, calls: Sequence[Call], outcomes: dict[str, CallOutcome]) -> set[str]:
+        for index, _ in self.cells:
+            path = job / f"cell_{index}.json"
+            if index in self.cell_outputs or not path.exists():
+                continue
+            self.cell_outputs[index] = _read_cell_outputs(path, self.limits.output_bytes_per_cell)
+        done: set[str] = set()
+        for number, call in enumerate(calls):
+            path = job / f"result_{number}.pt"
+            if not path.exists():
+                continue
+            try:
+                outcomes[call.key] = CallOutcome.from_plain(torch.load(path, weights_only=True))
+            except Exception as exc:
+                outcomes[call.key] = CallOutcome(error=f"the grader could not read the returned value back ({exc})")
+            done.add(call.key)
+        return done
+
+
+def _grader_note(text: str) -> dict:
+    return {"output_type": "stream", "name": "stdout", "text": f"[grader] {text}\n"}
+
+
+def _read_cell_outputs(path: Path, max_bytes: int) -> CellOutputs:
+    """A cell's outputs as the child wrote them, checked: a file the student's code wrote over must
+    not break the grader or bloat the notebook."""
+    try:
+        if path.stat().st_size > 2 * max_bytes + 100_000:
+            raise ValueError("too large")
+        data = json.loads(path.read_text())
+        outputs = [o for o in data["outputs"] if isinstance(o, dict) and o.get("output_type") in
+                   ("stream", "display_data", "execute_result", "error")]
+        return outputs, bool(data.get("failed"))
+    except Exception:
+        return [_grader_note("this cell's outputs could not be read back")], True
+
+
+def _child_env(home: str) -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(HOME=home, MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+               PYTHONWARNINGS="ignore", BACKPROP_KIT_SANDBOX="1")
+    return env
+
+
+def stuck_message(reason: str, limits: Limits) -> str:
+    if reason == "timeout":
+        return f"did not finish within {limits.per_call_s:g} s (an endless loop?)"
+    return "crashed the grading process (out of memory, or the process exited)"
+
+
+def _lines_with(path: Path, prefix: str) -> set[int]:
+    try:
+        return {int(ln.split()[1]) for ln in path.read_text().splitlines() if ln.startswith(prefix)}
+    except (OSError, ValueError, IndexError):
+        return set()
+
+
+def _tamper_reasons(path: Path) -> list[str]:
+    try:
+        return [ln.removeprefix("tamper ") for ln in path.read_text().splitlines() if ln.startswith("tamper ")]
+    except OSError:
+        return []
+
+
+def _last_step(path: Path) -> str:
+    """The step the child began last (``skip-cell`` and ``tamper`` lines are notes, not steps)."""
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines()
+                 if ln.startswith(("cell ", "call ", "done"))]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+    proc.wait()
