@@ -117,6 +117,13 @@ def _call_key(item: Item, case_index: int) -> str:
 
 
 def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: Sequence[str] = ()) -> list[Call]:
+    """One call per item and case. Items that receive no true gradient (a composed backward pass such
+    as ``manual_backward(f, params)``) are called first: the process a sandboxed answer runs in lives
+    for the whole submission, and an answer must not be able to collect the true intermediate
+    gradients that later items are given and replay them."""
+    def composed_first(item: Item) -> bool:  # False sorts first: answers given only the forward pass
+        return not {a for a in item.args if isinstance(a, str)} <= {"f", "params"}
+    items = sorted(items, key=composed_first)
     return [Call(key=_call_key(item, i), function=item.function,
                  args=tuple(case.resolve(a) for a in item.args), arg_names=item.args,
                  watch=tuple(f for f in graded_functions if f != item.function))

@@ -170,8 +170,7 @@ class RestoreCheckCells(NbGraderPreprocessor):
         aid = info.get("assignment") or assignment_of(nb)
         if aid not in assignment_ids():
             return nb, resources
-        release = release_notebook(self.parent.coursedir if self.parent is not None and hasattr(self.parent, "coursedir")
-                                   else _NoCourse(), aid, info.get("notebook") or aid)
+        release = release_notebook(_coursedir(self), aid, info.get("notebook") or aid)
         wanted = [c for c in release.cells if is_test_cell(c)]
         wanted_ids = {grade_id(c) for c in wanted}
         seen: set[str] = set()
@@ -191,6 +190,17 @@ class RestoreCheckCells(NbGraderPreprocessor):
             seen.add(grade_id(cell))
             kit_metadata(nb).setdefault("restored_check_cells", []).append(grade_id(cell))
         return nb, resources
+
+
+def _coursedir(preprocessor: object) -> object:
+    """nbgrader's CourseDirectory of the converter running this preprocessor (preprocessor ->
+    exporter -> converter), or the kit's own folders when run outside nbgrader."""
+    node = preprocessor
+    while node is not None:
+        if hasattr(node, "coursedir"):
+            return node.coursedir
+        node = getattr(node, "parent", None)
+    return _NoCourse()
 
 
 class _NoCourse:
@@ -295,8 +305,11 @@ class SandboxedGrading(NbGraderPreprocessor):
                     if output.output_type == "execute_result":
                         output.execution_count = index
                 cell.execution_count = index
-        answers = [(i, c.source) for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
-        flags = [str(f) for f in review(answers)]
+        # Every cell the student wrote or changed: answers, added cells, edited given cells.
+        given = {c.source for c in release_notebook(_coursedir(self), aid, info.get("notebook") or aid).cells}
+        code = [(i, c.source) for i, c in enumerate(nb.cells)
+                if c.cell_type == "code" and not is_test_cell(c) and c.source not in given]
+        flags = [str(f) for f in review(code)]
         flags += [f"the sandbox's guard ended the process: {t}" for t in source.tampering]
         flags += [f"item {r.item.name}: {r.problem}" for r in reports if r.problem and "not allowed" in r.problem]
         meta["grading"] = {"isolation": source.isolation_note, "review": flags,

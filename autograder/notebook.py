@@ -43,9 +43,7 @@ class Grader:
 
     def check(self, name: str) -> float:
         """Check one item, print its feedback, and return the points earned."""
-        if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-            # nbgrader autograde replaces this cell's output with the sandbox's verdict (TrustedGrades):
-            # computing a kernel-side verdict here would be thrown away.
+        if _grading_elsewhere():
             print(f"{name}: graded outside this notebook")
             return 0.0
         (report,) = self._grade([name])
@@ -54,6 +52,16 @@ class Grader:
 
     def summary(self) -> float:
         """Check every item and print a table; returns the total."""
+        if _grading_elsewhere():
+            print("the score is computed outside this notebook")
+            return 0.0
         reports = self._grade(None)
         print(summary(self.assignment, reports))
         return sum(r.earned for r in reports)
+
+
+def _grading_elsewhere() -> bool:
+    """Inside the grading sandbox (or any nbgrader autograde run) the check cells' outputs are
+    replaced by the trusted verdicts, and autograd, which the references need, is refused: a
+    kernel-side verdict would be thrown away, so none is computed."""
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde" or os.environ.get("BACKPROP_KIT_SANDBOX") == "1"

@@ -20,7 +20,8 @@ _AUTOGRAD_NAMES = {"backward", "autograd", "grad_fn", "requires_grad", "requires
 _TAMPER_NAMES = {"_getframe", "currentframe", "f_back", "f_locals", "f_globals", "tb_frame", "gi_frame",
                  "get_objects", "get_referrers", "get_referents", "ctypes", "__code__", "__closure__",
                  "__globals__", "__builtins__", "_C", "setprofile", "settrace", "getprofile", "addaudithook",
-                 "__subclasses__", "importlib", "marshal", "subprocess", "_pop_mode", "DisableTorchFunction"}
+                 "__subclasses__", "importlib", "marshal", "subprocess", "_pop_mode", "DisableTorchFunction",
+                 "_dynamo", "_python_dispatch", "overrides", "sys_getframe"}
 _DYNAMIC = {"exec", "eval", "compile", "__import__"}
 _FORMULA = re.compile(r"(_backward|backward_data)$")
 

@@ -112,6 +112,8 @@ class CellRunner:
         config.InteractiveShell.colors = "nocolor"
         self.sink = OutputSink(max_bytes_per_cell)
         self.shell = InteractiveShell.instance(config=config)
+        # A terminal shell computes only text/plain; a notebook wants every format (HTML, images).
+        self.shell.display_formatter.active_types = list(self.shell.display_formatter.format_types)
         publisher = _Publisher(shell=self.shell)
         publisher.sink = self.sink
         self.shell.display_pub = publisher

@@ -23,7 +23,7 @@ import torch
 from ..harness import missing_function_message
 from ..invoke import CallOutcome, invoke, time_limit
 from .cells import CellRunner
-from .guard import no_graph_mode, seal_interpreter, trusted_roots
+from .guard import disarm_switches, no_graph_mode, seal_interpreter, trusted_roots
 from .isolation import hide_in_process
 
 TAMPER_EXIT_CODE = 86
@@ -47,7 +47,9 @@ def main(job_dir: str) -> None:
         os._exit(TAMPER_EXIT_CODE)
 
     torch.set_grad_enabled(False)
-    no_graph_mode().__enter__()  # stays on torch's mode stack for the life of the process
+    refusals: list[str] = []  # what the permanent mode refused (held here, out of student code's reach)
+    no_graph_mode(refusals.append).__enter__()  # stays on torch's mode stack for the life of the process
+    disarm_switches(on_tamper)
     seal_interpreter(trusted_roots(), on_tamper)
 
     for index, source in spec["cells"]:
@@ -76,10 +78,14 @@ def main(job_dir: str) -> None:
         elif not callable(fn):
             outcome = CallOutcome(error=missing_function_message(function))
         else:
+            seen = len(refusals)
             try:
                 outcome = invoke(fn, args, arg_names, spec["per_call_s"], namespace, watch)
             except BaseException as exc:  # e.g. SystemExit raised past invoke's own handling
                 outcome = CallOutcome(error=f"{type(exc).__name__}: {exc}")
+            if len(refusals) > seen:  # refused by the permanent mode, whatever the answer did with the error
+                outcome.used_autograd = True
+                outcome.error = f"the answer uses {refusals[seen]}, which this exercise does not allow"
             if outcome.timed_out:
                 hung_items.add(item)
         try:

@@ -84,6 +84,36 @@ def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
     return NoGraph()
 
 
+# torch._C context managers that switch torch-function handling (and so the no-graph mode) off.
+# Entering a C type runs no profiled call, so the sandbox replaces them before student code runs;
+# torch's own non-compiler code does not use them.
+_SWITCHES = ("DisableTorchFunction", "_DisableTorchDispatch", "_DisableFuncTorch", "_EnableTorchFunction",
+             "_ExcludeDispatchKeyGuard", "_SetExcludeDispatchKeyGuard", "_ForceDispatchKeyGuard",
+             "_PreserveDispatchKeyGuard", "_RestorePythonTLSSnapshot")
+
+
+def disarm_switches(on_tamper: Callable[[str], None]) -> list[str]:
+    """Replace each switch in ``_SWITCHES``, wherever a loaded module holds it, by a tripwire that
+    calls ``on_tamper`` when it is made. Returns the names replaced."""
+    replaced: list[str] = []
+    for name in _SWITCHES:
+        original = getattr(torch._C, name, None)
+        if original is None:
+            continue
+
+        def tripwire(*args: object, _name: str = name, **kwargs: object) -> None:
+            on_tamper(f"made `{_name}`, which switches the autograd guard off")
+        for module in list(sys.modules.values()):
+            try:
+                for attr, value in list(vars(module).items()):
+                    if value is original:
+                        setattr(module, attr, tripwire)
+            except TypeError:
+                continue
+        replaced.append(name)
+    return replaced
+
+
 def trusted_roots(extra: Iterable[str] = ()) -> tuple[str, ...]:
     """Folders whose files hold library code: the standard library, site-packages, the kit."""
     paths = sysconfig.get_paths()
@@ -136,6 +166,8 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
                         if builtin_isinstance(t, type) and any(w in t.__name__ for w in _GUARD_TYPE_WORDS))
     hook_readers = frozenset({"getprofile", "gettrace", "_getframe", "_current_frames", "_current_exceptions"})
     inside = [False]
+    # torch's compiler stack keeps the switches of ``_SWITCHES`` in its own tables: not for student code.
+    compiler_modules = ("torch._dynamo", "torch._inductor", "torch._export", "torch.export", "torch.compiler")
     # What an ``import`` statement in student code calls by itself (CPython's import machinery).
     import_steps = frozenset({"_handle_fromlist", "_find_and_load", "_gcd_import", "_lock_unlock_module"})
 
@@ -171,6 +203,13 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
         try:
             if event in refused_events or startswith(event, "ctypes."):
                 raise TamperingRefused(f"{event} is not available while your code is graded")
+            if event == "import" and startswith(builtin_str(args[0]), compiler_modules):
+                importer = getframe(1)
+                while importer is not None and startswith(importer.f_code.co_filename, "<frozen importlib"):
+                    importer = importer.f_back
+                if importer is not None and not trusted_file(importer.f_code.co_filename):
+                    raise TamperingRefused(f"importing {args[0]} is not available while your code is graded")
+                return
             if event not in _WATCHED_EVENTS or not relevant(event, args):
                 return  # decided without looking at frames: most events end here
             caller = getframe(1)  # the Python code whose action raised the event (0 is this hook)

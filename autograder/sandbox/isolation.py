@@ -1,6 +1,6 @@
 """Where the sandbox is drawn: the layers around the process that runs a submission's code.
 
-Three levels, strongest first. A course requires one (``SandboxGrading.require_isolation``); when
+Three levels, strongest first. A course requires one (``SandboxedGrading.require_isolation``); when
 this machine cannot give it, grading stops with a message instead of recording grades (fail closed).
 
 ``bubblewrap``  bwrap (the sandbox Flatpak uses) builds a private view of the machine:
@@ -79,7 +79,7 @@ class Isolation:
 @lru_cache(maxsize=1)
 def bubblewrap_works() -> bool:
     """Whether bwrap is installed and can build a sandbox here (a container may forbid it)."""
-    if shutil.which("bwrap") is None:
+    if shutil.which("bwrap") is None or (os.geteuid() == 0 and shutil.which("setpriv") is None):
         return False
     try:
         done = subprocess.run(_bwrap_prefix(probe=True) + ["/bin/true"], capture_output=True, timeout=20)
@@ -118,7 +118,7 @@ def choose(required: str) -> Isolation:
                 if required == "bubblewrap" else "allow unprivileged user namespaces (`unshare` must work)")
         raise IsolationUnavailable(
             f"grading needs the {required!r} sandbox but this machine only offers {level!r}: {hint}, or "
-            f"lower the requirement in course_config.py (c.SandboxGrading.require_isolation = {level!r}) "
+            f"lower the requirement in course_config.py (c.SandboxedGrading.require_isolation = {level!r}) "
             "if you accept weaker isolation. No grade was recorded.")
     return Isolation(level=level, as_root=os.geteuid() == 0)
 
@@ -154,7 +154,7 @@ def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: li
     as_root = os.geteuid() == 0
     cmd = _bwrap_prefix()
     cmd += ["--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
-            "--perms", "1777", "--tmpfs", "/var/tmp"]
+            "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/var/tmp"]
     home = os.path.realpath(os.path.expanduser("~"))
     if home not in ("/", "") and os.path.isdir(home):
         cmd += ["--perms", "0755", "--tmpfs", home]

@@ -28,8 +28,8 @@ import torch
 
 from ..harness import Call
 from ..invoke import CallOutcome
-from .isolation import (SANDBOX_GID, SANDBOX_UID, Isolation, ResourceLimits, bwrap_command, choose,
-                        namespaces_command, set_limits)
+from .isolation import (SANDBOX_GID, SANDBOX_UID, Isolation, IsolationUnavailable, ResourceLimits, bwrap_command,
+                        choose, namespaces_command, set_limits)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class SandboxSource:
                 job.mkdir()
                 stuck = self._run_child(job, pending, skip_cells)
                 skip_cells |= _lines_with(job / "status", "skip-cell ")
+                _refuse_unhidden(job / "status")
                 done = self._collect(job, pending, outcomes)
                 tamper = next(iter(_tamper_reasons(job / "status")), None)
             pending = [c for c in pending if c.key not in done]
@@ -236,6 +237,19 @@ def _lines_with(path: Path, prefix: str) -> set[int]:
         return {int(ln.split()[1]) for ln in path.read_text().splitlines() if ln.startswith(prefix)}
     except (OSError, ValueError, IndexError):
         return set()
+
+
+def _refuse_unhidden(status: Path) -> None:
+    """At the ``namespaces`` level the child covers the private paths itself; if it could not, the
+    isolation promised was not there, and nothing from this run may count."""
+    try:
+        lines = status.read_text(errors="replace").splitlines()
+    except OSError:
+        return
+    failed = next((ln for ln in lines if ln.startswith("isolation could not hide")), None)
+    if failed:
+        raise IsolationUnavailable(f"the sandbox could not hide the course's private files ({failed}); "
+                                   "no grade was recorded")
 
 
 def _tamper_reasons(path: Path) -> list[str]:
