@@ -46,6 +46,12 @@ def review(cells: list[tuple[int, str]]) -> list[Finding]:
         except SyntaxError:
             continue
         for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                for part in [p for m in modules + [a.name for a in node.names] for p in m.split(".")]:
+                    if part in _AUTOGRAD_NAMES or part in _TAMPER_NAMES:
+                        findings.append(Finding(index, node.lineno, f"imports `{part}`"))
+                continue
             name = (node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name)
                     else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
             if not isinstance(name, str):
