@@ -200,3 +200,37 @@ def test_isolation_level_available_here_is_reported() -> None:
                     float(available_level() == "bubblewrap"), ""))
     if os.environ.get("CI"):
         assert HAS_BWRAP, "CI installs bubblewrap (make test): the strongest sandbox must be tested there"
+
+
+def test_the_sandboxed_process_dies_with_the_grader(tmp_path: Path) -> None:
+    """A grader killed mid-run (Ctrl-C, OOM killer) leaves no student code running behind it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    script = tmp_path / "grader.py"
+    cell = f"open({str(marker)!r}, 'w').close()\nwhile True:\n    pass\n"
+    script.write_text("from autograder.sandbox import SandboxSource, Limits\n"
+                      f"SandboxSource([(0, {cell!r})], limits=Limits(per_cell_s=600)).run([])\n")
+    grader = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
+        while not children.stdout.split() and time.monotonic() < deadline and grader.poll() is None:
+            time.sleep(0.5)
+            children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
+        time.sleep(3)  # past start-up, into the endless cell
+        children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
+        assert children.stdout.split(), "the sandboxed child should be running"
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
+        if not left.stdout.split():
+            break
+        time.sleep(0.2)
+    assert not left.stdout.split(), f"still running after the grader died: {left.stdout}"
