@@ -7,14 +7,17 @@ It refuses a call when its result carries autograd history (a ``grad_fn``), and 
 there is nothing for ``backward()``, ``autograd.grad``, ``torch.func.grad/vjp/jacrev`` or the engine to
 differentiate, whichever door is used, so the coverage does not depend on knowing the doors.
 
-``seal_interpreter()`` makes the mode impossible to remove from inside the process. Python's audit
-hooks (PEP 578) cannot be uninstalled; the one here refuses what would let code reach the mode or
-the grader's objects: frame and traceback walking, ``gc`` object walks, ``ctypes``, new threads
-(thread-local state starts without the mode), new processes, forged code objects and
-``sys.settrace``/``setprofile``. A profile hook then refuses calls *from student code* into private
-callables (a name with a leading underscore) of any library: ``torch._C._pop_torch_function_stack``,
-``torch._C.DisableTorchFunction``, autograd's engine object and the like. Student code is any code
-that was not loaded from a file of the Python installation or the kit.
+``seal_interpreter()`` keeps the mode in place. Python's audit hooks (PEP 578) cannot be
+uninstalled; the one here refuses what would let code reach the mode or the grader's objects: frame
+and traceback walking, ``gc`` object walks, ``ctypes``, new threads (thread-local state starts
+without the mode), new processes, forged code objects, ``sys.settrace``/``setprofile`` and importing
+torch's compiler stack. A profile hook, on C calls only, ends the process when student code calls a
+private callable (a leading underscore) of any library, a method of autograd's engine or of a
+``torch._C`` guard type, or when a library call that switches modes off is made on student code's
+behalf. ``disarm_switches()`` replaces the ``torch._C`` context managers that switch torch-function
+handling off (entering them runs no profiled call) by tripwires. Student code is any code that was
+not loaded from a file of the Python installation or the kit. ARCHITECTURE.md says what this does
+not cover.
 
 Everything the checks use is captured in closures when they are built, so patching a module
 attribute afterwards (``torch.Tensor.grad_fn = ...``) changes nothing here.
@@ -168,8 +171,6 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
     inside = [False]
     # torch's compiler stack keeps the switches of ``_SWITCHES`` in its own tables: not for student code.
     compiler_modules = ("torch._dynamo", "torch._inductor", "torch._export", "torch.export", "torch.compiler")
-    # What an ``import`` statement in student code calls by itself (CPython's import machinery).
-    import_steps = frozenset({"_handle_fromlist", "_find_and_load", "_gcd_import", "_lock_unlock_module"})
 
     def trusted_file(filename: object) -> bool:
         return builtin_isinstance(filename, builtin_str) and (startswith(filename, roots)
