@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import threading
 import traceback
@@ -47,6 +48,12 @@ def autograd_forbidden() -> Iterator[list[str]]:
     from .sandbox.guard import no_graph_mode
 
     refused: list[str] = []
+    if os.environ.get("BACKPROP_KIT_SANDBOX") == "1":
+        # The sandbox's own mode is on for the whole process (and records refusals itself);
+        # pushing another would need the mode-stack functions that the sandbox removes.
+        with torch.no_grad():
+            yield refused
+        return
     with torch.no_grad(), no_graph_mode(refused.append):
         yield refused
 

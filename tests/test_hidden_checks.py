@@ -72,8 +72,9 @@ def test_copying_grad_from_notebook_tensors_scores_zero(mlp: Assignment, solutio
     reports = {r.item.name: r for r in grade(mlp, NamespaceSource(namespace), mlp_cases)}
     for name in ("dlogprobs", "dprobs", "dW2"):
         assert reports[name].earned == 0
-    # .grad of the notebook's tensors is right on the notebook's batch only: the hidden cases catch it.
-    assert "right on the notebook's batch but not on the hidden case" in reports["dlogprobs"].problem
+    # The notebook's own tensors carry autograd's graph: using them is refused outright (and their
+    # .grad would be right on the notebook's batch only: the hidden cases would catch it anyway).
+    assert "carries a backward graph" in reports["dlogprobs"].problem
     assert "received None" in reports["dprobs"].failing_check.problem
 
 

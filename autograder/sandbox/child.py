@@ -23,8 +23,8 @@ import torch
 from ..harness import missing_function_message
 from ..invoke import CallOutcome, invoke, time_limit
 from .cells import CellRunner
-from .guard import disarm_switches, no_graph_mode, seal_interpreter, trusted_roots
-from .isolation import hide_in_process
+from .guard import disarm_switches, exclude_autograd_for_good, no_graph_mode, seal_interpreter, trusted_roots
+from .isolation import forbid_new_tasks, hide_in_process
 
 TAMPER_EXIT_CODE = 86
 
@@ -46,11 +46,16 @@ def main(job_dir: str) -> None:
         status.write(f"tamper {reason}\n")
         os._exit(TAMPER_EXIT_CODE)
 
+    # One thread, started now: once sealed, the process may not start threads or processes at all.
+    torch.set_num_threads(1)
+    torch.ones(2, 2) @ torch.ones(2, 2)
     torch.set_grad_enabled(False)
+    no_autograd = exclude_autograd_for_good()  # noqa: F841  (kept alive for the life of the process)
     refusals: list[str] = []  # what the permanent mode refused (held here, out of student code's reach)
     no_graph_mode(refusals.append).__enter__()  # stays on torch's mode stack for the life of the process
     disarm_switches(on_tamper)
     seal_interpreter(trusted_roots(), on_tamper)
+    forbid_new_tasks()
 
     for index, source in spec["cells"]:
         if index in spec["skip_cells"]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import sys
 import sysconfig
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -41,6 +42,12 @@ class AutogradNotAllowed(RuntimeError):
 
 class TamperingRefused(RuntimeError):
     """Raised when code tries to get at the interpreter's or the grader's internals."""
+
+
+class FramesRefused(TamperingRefused, ValueError):
+    """``sys._getframe`` and frame attributes while student code runs. A ValueError too, as
+    ``sys._getframe`` raises when the stack is not deep enough: library code that looks at frames
+    for a name (``collections.namedtuple``) handles it and carries on."""
 
 
 # Ops that are derivative formulas or forward-mode AD: refused by name, whatever path calls them.
@@ -78,6 +85,12 @@ def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
             name = builtin_str(builtin_getattr(func, "__name__", func))
             if any(m in name for m in markers):
                 refuse(f"`{name}` (a derivative formula)")
+            # A graph built while this mode was somehow out of the way still cannot be used: no torch
+            # call (``autograd.grad`` included) may take a tensor that carries autograd history.
+            for leaf in leaves((args, kwargs)):
+                if builtin_isinstance(leaf, tensor_type) and grad_fn_of(leaf) is not None:
+                    refuse(f"a tensor that carries a backward graph (a notebook variable made by "
+                           f"`forward_with_grads`, or built with autograd) passed to `{name}`")
             result = func(*args, **(kwargs or {}))
             for leaf in leaves(result):
                 if builtin_isinstance(leaf, tensor_type) and grad_fn_of(leaf) is not None:
@@ -87,34 +100,129 @@ def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
     return NoGraph()
 
 
-# torch._C context managers that switch torch-function handling (and so the no-graph mode) off.
-# Entering a C type runs no profiled call, so the sandbox replaces them before student code runs;
-# torch's own non-compiler code does not use them.
-_SWITCHES = ("DisableTorchFunction", "_DisableTorchDispatch", "_DisableFuncTorch", "_EnableTorchFunction",
-             "_ExcludeDispatchKeyGuard", "_SetExcludeDispatchKeyGuard", "_ForceDispatchKeyGuard",
-             "_PreserveDispatchKeyGuard", "_RestorePythonTLSSnapshot")
+# What switches autograd back on, or the no-graph mode off, or computes a derivative by formula, by
+# where it lives. The child replaces every reference to these, in every loaded module and class, by a
+# tripwire before student code runs: what no Python object refers to cannot be called, even from C
+# (``map``, ``itertools.starmap``), and entering a C context manager runs no profiled call, so removal
+# is the only sure way. (The torch-function mode stack itself stays: ``handle_torch_function`` needs it.)
+_SWITCHES: dict[str, tuple[str, ...]] = {
+    "torch._C": (
+        # dispatch keys (the autograd keys are excluded for the whole process) and dispatch modes
+        "_dispatch_tls_set_dispatch_key_excluded", "_dispatch_tls_set_dispatch_key_included",
+        "_ExcludeDispatchKeyGuard", "_IncludeDispatchKeyGuard", "_SetExcludeDispatchKeyGuard",
+        "_ForceDispatchKeyGuard", "_PreserveDispatchKeyGuard", "_RestorePythonTLSSnapshot", "_InferenceMode",
+        "_dispatch_library", "_set_dispatch_mode", "_unset_dispatch_mode", "_push_on_torch_dispatch_stack",
+        "_pop_torch_dispatch_stack", "_DisableTorchDispatch", "_DisableFuncTorch",
+        # torch-function handling switched off wholesale
+        "DisableTorchFunction", "_EnableTorchFunction", "_disabled_torch_function_impl",
+        "_disabled_torch_dispatch_impl",
+        # autograd's engine and forward-mode levels
+        "_ImperativeEngine", "_enter_dual_level", "_exit_dual_level",
+        # TorchScript: a scripted function runs autograd in C++, out of any mode's sight
+        "CompilationUnit", "_jit_script_compile", "_jit_script_class_compile", "_jit_script_compile_overload",
+        "_jit_script_interface_compile"),
+    # functorch's transforms put autograd back on inside their layers
+    "torch._C._functorch": ("_grad_increment_nesting", "_grad_decrement_nesting", "_jvp_increment_nesting",
+                            "_jvp_decrement_nesting", "_wrap_for_grad", "_unwrap_for_grad",
+                            "_set_dynamic_layer_keys_included", "push_dynamic_layer_stack",
+                            "pop_dynamic_layer_stack", "pop_dynamic_layer_stack_and_undo_to_depth"),
+    "torch.jit": ("script", "trace", "trace_module", "load", "freeze", "script_if_tracing"),
+    "torch": ("compile",),
+    "torch.nn.grad": ("conv1d_input", "conv1d_weight", "conv2d_input", "conv2d_weight", "conv3d_input",
+                      "conv3d_weight"),
+    # new threads start without the process's autograd state (thread-local), new processes without
+    # the guard at all (the kernel refuses both too: see isolation.forbid_new_tasks)
+    "_thread": ("start_new_thread", "start_new", "start_joinable_thread"),
+    "_posixsubprocess": ("fork_exec",),
+    "os": ("fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "system", "spawnv", "spawnve"),
+}
+# Modules whose functions named ``*backward*`` are derivative formulas (``torch._C._nn.tanh_backward``).
+_FORMULA_MODULES = ("torch", "torch._C", "torch._C._nn", "torch._C._VariableFunctions", "torch._C._linalg",
+                    "torch._C._special", "torch._C._fft", "torch._C._sparse", "torch._C._nested")
+
+
+def _formula_names() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for module_name in _FORMULA_MODULES:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found[module_name] = tuple(n for n in dir(module) if "backward" in n and callable(getattr(module, n)))
+    return found
+
+
+def exclude_autograd_for_good() -> object:
+    """Exclude the autograd dispatch keys for this thread, for the rest of its life: no op records a
+    graph, whatever grad mode says, whichever API or C path runs it. Returns the guard object, which
+    the caller keeps alive (and out of reach: ``disarm_switches`` removes what could undo it)."""
+    guard = torch._C._AutoDispatchBelowAutograd()
+    guard.__enter__()
+    return guard
+
+
+class _Tripwire:
+    """Stands where a switch was: making, calling, entering or reading it ends the process."""
+
+    def __init__(self, name: str, on_tamper: Callable[[str], None]) -> None:
+        object.__setattr__(self, "_trip", lambda: on_tamper(f"used `{name}`, which the grading sandbox removes"))
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        self._trip()
+
+    def __getattr__(self, attribute: str) -> object:
+        self._trip()
+        return None
+
+    def __enter__(self) -> None:
+        self._trip()
+
+    def __exit__(self, *exc: object) -> None:
+        self._trip()
 
 
 def disarm_switches(on_tamper: Callable[[str], None]) -> list[str]:
-    """Replace each switch in ``_SWITCHES``, wherever a loaded module holds it, by a tripwire that
-    calls ``on_tamper`` when it is made. Returns the names replaced."""
-    replaced: list[str] = []
-    for name in _SWITCHES:
-        original = getattr(torch._C, name, None)
-        if original is None:
-            continue
+    """Replace each switch in ``_SWITCHES`` (and autograd's engine object), wherever a loaded module
+    or class holds it, by a tripwire. Returns the names replaced."""
+    targets = {**_SWITCHES, **_formula_names()}
+    originals: dict[int, str] = {}
+    for module_name, names in targets.items():
+        module = sys.modules.get(module_name)
+        for name in names:
+            value = getattr(module, name, None) if module is not None else None
+            if value is not None:
+                originals[id(value)] = f"{module_name}.{name}"
+    engine = torch.autograd.variable.Variable._execution_engine
+    originals[id(engine)] = "autograd's engine"
+    keep = [engine] + [getattr(sys.modules.get(m), n, None) for m, ns in targets.items() for n in ns]
+    # torch.ops.aten creates its op packets on first use: put tripwires there for the formulas first
+    for op in torch._C._dispatch_get_all_op_names():
+        namespace, _, name = op.partition("::")
+        if namespace == "aten" and "backward" in name:
+            setattr(torch.ops.aten, name.split(".")[0], _Tripwire(f"torch.ops.aten.{name}", on_tamper))
+    replaced: list[str] = []  # ``keep`` holds the originals until the scan ends: ids stay unique
+    with warnings.catch_warnings():  # some modules warn when their deprecated attributes are looked at
+        warnings.simplefilter("ignore")
+        _replace_everywhere(originals, on_tamper, replaced)
+    del keep
+    return replaced
 
-        def tripwire(*args: object, _name: str = name, **kwargs: object) -> None:
-            on_tamper(f"made `{_name}`, which switches the autograd guard off")
-        for module in list(sys.modules.values()):
+
+def _replace_everywhere(originals: dict[int, str], on_tamper: Callable[[str], None], replaced: list[str]) -> None:
+    for module in list(sys.modules.values()):
+        holders = [module] + [v for v in vars(module).values() if isinstance(v, type)] if module else []
+        for holder in holders:
             try:
-                for attr, value in list(vars(module).items()):
-                    if value is original:
-                        setattr(module, attr, tripwire)
+                items = list(vars(holder).items())
             except TypeError:
                 continue
-        replaced.append(name)
-    return replaced
+            for attribute, value in items:
+                label = originals.get(id(value))
+                if label is None:
+                    continue
+                try:
+                    setattr(holder, attribute, _Tripwire(label, on_tamper))
+                    replaced.append(f"{getattr(holder, '__name__', holder)}.{attribute}")
+                except (AttributeError, TypeError):
+                    pass  # a C type's attribute: unreachable by name once its module's is gone
 
 
 def trusted_roots(extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -161,7 +269,6 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
     startswith, endswith = str.startswith, str.endswith
     builtin_isinstance, builtin_getattr, builtin_str, builtin_type = isinstance, getattr, str, type
     refused_events, frame_attributes = _REFUSED_EVENTS, _FRAME_ATTRIBUTES
-    frame_helpers = tuple(r + name for r in roots for name in ("inspect.py", "traceback.py"))
     code_type = builtin_type(seal_interpreter.__code__)
     tensor_base = torch._C.TensorBase
     engine_type = type(torch.autograd.Variable._execution_engine)  # torch._C._EngineBase, not exported by name
@@ -169,6 +276,7 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
                         if builtin_isinstance(t, type) and any(w in t.__name__ for w in _GUARD_TYPE_WORDS))
     hook_readers = frozenset({"getprofile", "gettrace", "_getframe", "_current_frames", "_current_exceptions"})
     inside = [False]
+    frame_helpers = tuple(r + name for r in roots for name in ("inspect.py", "traceback.py"))
     # torch's compiler stack keeps the switches of ``_SWITCHES`` in its own tables: not for student code.
     compiler_modules = ("torch._dynamo", "torch._inductor", "torch._export", "torch.export", "torch.compiler")
 
@@ -177,9 +285,13 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
                                                               or startswith(filename, "<frozen "))
 
     def frames_go_to_student(frame: object) -> bool:
-        """Whether frames found by ``frame`` reach student code: it is student code itself, or a
-        frame helper (``inspect``, ``traceback``) working for student code rather than for a library."""
-        while frame is not None and startswith(frame.f_code.co_filename, frame_helpers):  # type: ignore[attr-defined]
+        """Whether frames found by ``frame`` end up in student code: it is student code, or a helper
+        whose job is to hand frames out (``inspect``, ``traceback``, ``logging.currentframe``) working
+        for student code. A frame in student hands leads, through ``f_back``, to the grader's own
+        (its locals, its hooks). Library code that looks at frames for itself (``typing``,
+        ``logging``'s caller lookup, ``warnings``) is left alone."""
+        while frame is not None and (startswith(frame.f_code.co_filename, frame_helpers)  # type: ignore[attr-defined]
+                                     or frame.f_code.co_name == "currentframe"):  # type: ignore[attr-defined]
             frame = frame.f_back  # type: ignore[attr-defined]
         return frame is not None and not trusted_file(frame.f_code.co_filename)  # type: ignore[attr-defined]
 
@@ -196,6 +308,16 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
         if event == "function.__new__":
             return trusted_file(args[0].co_filename)
         return builtin_isinstance(args[0], code_type) and trusted_file(args[0].co_filename)  # exec
+
+    def matches_its_file(source: object, filename: str) -> bool:
+        try:
+            with open(filename, "rb") as fh:
+                text = fh.read()
+        except OSError:
+            return False
+        if builtin_isinstance(source, builtin_str):
+            source = source.encode("utf-8")
+        return not builtin_isinstance(source, bytes) or source == text
 
     def audit(event: str, args: tuple) -> None:
         if inside[0]:
@@ -216,12 +338,16 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
             caller = getframe(1)  # the Python code whose action raised the event (0 is this hook)
             student_caller = not trusted_file(caller.f_code.co_filename)
             if event == "sys._getframe" or event == "object.__getattr__" and args[1] in frame_attributes:
-                # Frames lead to the grader's locals. Library code may look at frames for its own
-                # bookkeeping (warnings, typing, tracebacks), but not hand them to student code.
+                # Frames lead to the grader's locals. The grader formats tracebacks after student
+                # code has returned; while it runs, no frame is handed out, whoever asks.
                 if frames_go_to_student(caller):
-                    raise TamperingRefused("frames and tracebacks cannot be inspected while your code is graded")
+                    raise FramesRefused("frames and tracebacks cannot be inspected while your code is graded")
             elif event in ("object.__setattr__", "object.__delattr__"):
                 raise TamperingRefused(f"changing .{args[1]} is not available while your code is graded")
+            elif event == "compile" and not student_caller and not matches_its_file(args[0], args[1]):
+                # importlib compiles what a loader returns under the name the loader gives: code
+                # that claims a library file must be that file's text
+                raise TamperingRefused("code that claims to come from an installed library cannot be made here")
             elif student_caller:
                 raise TamperingRefused(f"{event} on library code is not available while your code is graded")
         finally:

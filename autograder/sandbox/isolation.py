@@ -158,8 +158,13 @@ def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: li
     home = os.path.realpath(os.path.expanduser("~"))
     if home not in ("/", "") and os.path.isdir(home):
         cmd += ["--perms", "0755", "--tmpfs", home]
-        cmd += [arg for p in _needed_paths() if p.startswith(home + "/") and os.path.exists(p)
-                for arg in ("--ro-bind", p, p)]
+        needed = [p for p in _needed_paths() if p.startswith(home + "/") and os.path.exists(p)]
+        # the folders between the home and what is bound back must be traversable by the sandbox's
+        # uid (bwrap would make them 0700): otherwise the venv's python link leads nowhere
+        between = sorted({str(a) for p in needed for a in Path(p).parents if str(a).startswith(home + "/")},
+                         key=lambda a: a.count("/"))
+        cmd += [arg for a in between for arg in ("--perms", "0755", "--dir", a)]
+        cmd += [arg for p in needed for arg in ("--ro-bind", p, p)]
     for path in hide:
         cmd += _mask(os.path.realpath(path))
     cmd += ["--bind", str(job), "/tmp/job", "--chdir", "/tmp/job"]
@@ -196,3 +201,15 @@ def hide_in_process(paths: list[str]) -> str:
         if rc != 0:
             failed.append(f"{path} ({os.strerror(ctypes.get_errno())})")
     return "hidden" if not failed else "could not hide: " + ", ".join(failed)
+
+
+def forbid_new_tasks() -> bool:
+    """No new thread or process from here on: RLIMIT_NPROC at 0 makes the kernel refuse every
+    clone() of this unprivileged user, whatever Python or C code asks (a thread would start without
+    the autograd guard, a process without the sandbox's seal). Root is exempt from the limit, so this
+    holds at the bubblewrap level run as root (the child is nobody) and for unprivileged graders."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    except (ValueError, OSError):
+        return False
+    return os.geteuid() != 0
