@@ -233,3 +233,17 @@ def test_the_sandboxed_process_dies_with_the_grader(tmp_path: Path) -> None:
             break
         time.sleep(0.2)
     assert not left.stdout.split(), f"still running after the grader died: {left.stdout}"
+
+
+def test_demonstrations_run_in_the_sandbox_only_when_the_course_asks(mlp: Assignment) -> None:
+    from autograder.nbgrader_plugin import grade_submission
+
+    nb = solution_notebook()
+    demo = next(i for i, c in enumerate(nb.cells) if "grader-skip" in c.metadata.get("tags", []))
+    nb.cells[demo].source = "print('fresh output of the demonstration')"
+    assert demo not in dict(grading_cells(nb, mlp))
+    assert demo in dict(grading_cells(nb, mlp, rerun_demonstrations=True))
+    reports, source = grade_submission(nb, mlp, "alice", "a secret", [], FAST, "limits",
+                                       rerun_demonstrations=True)
+    assert sum(r.earned for r in reports) == mlp.total_points
+    assert "fresh output of the demonstration" in source.cell_outputs[demo][0][0]["text"]
