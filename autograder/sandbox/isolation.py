@@ -156,12 +156,15 @@ def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: li
     cmd += ["--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp",
             "--size", str(limits.tmp_bytes), "--perms", "1777", "--tmpfs", "/var/tmp"]
     home = os.path.realpath(os.path.expanduser("~"))
-    if home not in ("/", "") and os.path.isdir(home):
+    if home not in ("/", "/tmp", "/var/tmp") and os.path.isdir(home):
         cmd += ["--perms", "0755", "--tmpfs", home]
-        needed = [p for p in _needed_paths() if p.startswith(home + "/") and os.path.exists(p)]
-        # the folders between the home and what is bound back must be traversable by the sandbox's
-        # uid (bwrap would make them 0700): otherwise the venv's python link leads nowhere
-        between = sorted({str(a) for p in needed for a in Path(p).parents if str(a).startswith(home + "/")},
+    # What the child needs (the interpreter, the environment, the kit) may live under a folder the
+    # sandbox replaces by an empty one (a checkout in /tmp, a pyenv in the home): bind it back,
+    # read-only, with the folders between made traversable for the sandbox's uid (bwrap would make
+    # them 0700, and the venv's python link would lead nowhere).
+    for covered in {"/tmp", "/var/tmp", home}:
+        needed = [p for p in _needed_paths() if p.startswith(covered + "/") and os.path.exists(p)]
+        between = sorted({str(a) for p in needed for a in Path(p).parents if str(a).startswith(covered + "/")},
                          key=lambda a: a.count("/"))
         cmd += [arg for a in between for arg in ("--perms", "0755", "--dir", a)]
         cmd += [arg for p in needed for arg in ("--ro-bind", p, p)]
