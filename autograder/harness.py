@@ -13,6 +13,9 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
+from torch import Tensor
+
 from .checker import CheckResult, compare
 from .invoke import CallOutcome, invoke
 from .spec import Assignment, Case, Item
@@ -118,17 +121,44 @@ def _call_key(item: Item, case_index: int) -> str:
 
 
 def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: Sequence[str] = ()) -> list[Call]:
-    """One call per item and case. Items that receive no true gradient (a composed backward pass such
-    as ``manual_backward(f, params)``) are called first: the process a sandboxed answer runs in lives
-    for the whole submission, and an answer must not be able to collect the true intermediate
-    gradients that later items are given and replay them."""
-    def composed_first(item: Item) -> bool:  # False sorts first: answers given only the forward pass
-        return not {a for a in item.args if isinstance(a, str)} <= {"f", "params"}
-    items = sorted(items, key=composed_first)
+    """One call per item and case, in an order where no item is called after an item that was given
+    its answer: the process a sandboxed answer runs in lives for the whole submission, and an answer
+    must not be able to keep the true gradients that earlier items received and replay them
+    (``cross_entropy_backward`` returning the ``dlogits`` that ``backward_h`` was given)."""
+    items = answers_before_they_are_given(items, cases[0]) if cases else list(items)
     return [Call(key=_call_key(item, i), function=item.function,
                  args=tuple(case.resolve(a) for a in item.args), arg_names=item.args,
                  watch=tuple(f for f in graded_functions if f != item.function))
             for item in items for i, case in enumerate(cases)]
+
+
+def answers_before_they_are_given(items: Sequence[Item], case: Case) -> list[Item]:
+    """``items`` in an order that reveals true gradients as late as possible: never an item after one
+    that was given its answer, and among the items that may go next, the one that reveals the fewest
+    gradients not yet given (so a one-formula exercise such as ``batchnorm_backward`` runs before the
+    step-by-step items that receive the intermediates it must derive); declared order breaks ties."""
+    def expected_names(item: Item) -> set[str]:
+        expected = item.expected_for(case)
+        tensors = list(expected.values()) if isinstance(expected, Mapping) else [expected]
+        return {name for name, grad in case.grads.items() for t in tensors
+                if grad is t or (isinstance(t, Tensor) and grad.shape == t.shape and bool(torch.equal(grad, t)))}
+
+    def gradients_given(item: Item) -> set[str]:
+        # true gradients, and anything that is not a forward value (the GRU's step oracle holds some)
+        return {a for a in item.args if isinstance(a, str)
+                and (a in case.grads or not isinstance(case.values.get(a), (Tensor, dict)) and a not in ("f",))}
+
+    answers = {item.name: expected_names(item) for item in items}
+    order = {item.name: index for index, item in enumerate(items)}
+    remaining, ordered, revealed = list(items), [], set()
+    while remaining:
+        ready = [item for item in remaining
+                 if not any(answers[other.name] & gradients_given(item) for other in remaining if other is not item)]
+        chosen = min(ready or remaining, key=lambda i: (len(gradients_given(i) - revealed), order[i.name]))
+        ordered.append(chosen)
+        remaining.remove(chosen)
+        revealed |= gradients_given(chosen)
+    return ordered
 
 
 def _select_output(item: Item, value: object) -> object:

@@ -38,7 +38,14 @@ class CallOutcome:
 
     @classmethod
     def from_plain(cls, data: dict) -> "CallOutcome":
-        return cls(**data)
+        """From what a (sandboxed, untrusted) process sent back: only the known fields, texts capped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        outcome = cls(**{k: v for k, v in data.items() if k in known})
+        if outcome.error is not None:
+            outcome.error = str(outcome.error)[:2000]
+        outcome.mutated = [str(m)[:200] for m in list(outcome.mutated or [])[:20]]
+        outcome.called = [str(c)[:200] for c in list(outcome.called or [])[:50]]
+        return outcome
 
 
 @contextlib.contextmanager

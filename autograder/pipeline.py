@@ -135,8 +135,11 @@ def grade_assignment(course: Path, aid: str) -> AssignmentRun:
     start = time.perf_counter()
     log = nbgrader(course, "autograde", aid, "--force").stderr
     seconds = time.perf_counter() - start
-    if "IsolationUnavailable" in log:
-        raise RuntimeError("grading stopped: " + log[log.index("IsolationUnavailable"):].splitlines()[0])
+    # nbgrader logs the exception's traceback; its last line starts with the exception's name, which
+    # no text of a student's (always after a log prefix) can do
+    stopped = [ln for ln in log.splitlines() if ln.startswith("autograder.sandbox.isolation.IsolationUnavailable:")]
+    if stopped:
+        raise RuntimeError("grading stopped: " + stopped[0].split(":", 1)[1].strip())
     feedback = nbgrader(course, "generate_feedback", aid, "--force")
     reasons = {student: grading_status(course, aid, student) for student in students}
     rows = collect_rows(course, assignment, reasons)

@@ -156,6 +156,31 @@ class Spy(torch.Tensor):
 torch.neg(torch.zeros(()).as_subclass(Spy))
 """
 
+# Autograd with the guard sidestepped, given the three C types the tripwires were meant to keep away:
+# torch-function handling off, the dispatch keys forced to the current ones less autograd's, and the
+# engine's run_backward called from C (itertools.starmap: no profiled call). The `with` is left on an
+# exception: a normal exit calls __exit__ through a profiled CALL, an exception does not.
+_FORCE_GUARD_PIECES = """
+import itertools
+def vjp_below_the_guard(disable_torch_function, force_dispatch_keys, engine_type):
+    include = next(itertools.starmap(torch._C._dispatch_tls_local_include_set, [()]))
+    exclude = next(itertools.starmap(torch._C._dispatch_tls_local_exclude_set, [()]))
+    keys, key = torch._C.DispatchKeySet, torch._C.DispatchKey
+    exclude = exclude - keys(key.AutogradFunctionality) - keys(key.AutogradOther) - keys(key.AutogradNestedTensor)
+    class Leave(Exception):
+        pass
+    out = []
+    try:
+        with disable_torch_function(), force_dispatch_keys(include, exclude), torch.enable_grad():
+            x = x0.detach().clone().requires_grad_(True)
+            run = engine_type().run_backward
+            out.append(next(itertools.starmap(run, [((fn(x),), (g,), False, False, (x,), False, False)]))[0])
+            raise Leave
+    except Leave:
+        pass
+    return out[0].detach()
+"""
+
 CHEATS: list[Cheat] = [
     # -- autograd's entry points, used plainly
     Cheat("tensor.backward", """
@@ -529,6 +554,32 @@ CHEATS: list[Cheat] = [
             _f.loss.backward()
         CACHED = _f.probs.grad.clone()
         """, item="dprobs", says=("`backward_probs` is not defined",)),  # the cell stopped at the refusal
+    # -- round 3: the removed switches are still reachable, and the grader's own data is readable
+    Cheat("dispatch-key guard and engine from type.__subclasses__", _code(_FORCE_GUARD_PIECES, """
+        found = {}
+        seen, todo = set(), [object]
+        while todo:
+            try:
+                subs = type.__subclasses__(todo.pop())
+            except TypeError:
+                continue
+            for c in subs:
+                if id(c) not in seen:
+                    seen.add(id(c))
+                    todo.append(c)
+                    if getattr(c, "__module__", None) == "torch._C":
+                        found[c.__name__] = c
+        return vjp_below_the_guard(found["DisableTorchFunction"], found["_ForceDispatchKeyGuard"],
+                                   found["_EngineBase"])
+        """)),
+    Cheat("job.pt read from the job folder", """
+        import os
+        spec = torch.load("/tmp/job/job.pt" if os.path.exists("/tmp/job/job.pt") else "job.pt", weights_only=False)
+        case = next(key.split("@")[1] for key, function, args, names, watch in spec["calls"]
+                    if function == "backward_hpreact" and args[1].shape == g.shape and torch.equal(args[1], g))
+        return next(args[list(names).index("dhpreact")].clone() for key, function, args, names, watch in spec["calls"]
+                    if key.split("@")[1] == case and "dhpreact" in names)   # the true gradient given to dbngain...
+        """, item="dhpreact"),
 ]
 
 # Names the cheats' code uses for text made here.

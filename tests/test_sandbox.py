@@ -204,10 +204,11 @@ def test_isolation_level_available_here_is_reported() -> None:
 
 def test_the_sandboxed_process_dies_with_the_grader(tmp_path: Path) -> None:
     """A grader killed mid-run (Ctrl-C, OOM killer) leaves no student code running behind it."""
-    import signal
     import subprocess
     import sys
     import time
+
+    import psutil
 
     script = tmp_path / "grader.py"
     cell = "while True:\n    pass\n"
@@ -215,24 +216,21 @@ def test_the_sandboxed_process_dies_with_the_grader(tmp_path: Path) -> None:
                       f"SandboxSource([(0, {cell!r})], limits=Limits(per_cell_s=600)).run([])\n")
     grader = subprocess.Popen([sys.executable, str(script)])
     try:
-        deadline = time.monotonic() + 60
-        children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
-        while not children.stdout.split() and time.monotonic() < deadline and grader.poll() is None:
+        deadline, sandboxed = time.monotonic() + 60, []
+        while time.monotonic() < deadline and grader.poll() is None:
+            # this grader's own descendants only (other sandboxes may run on the machine)
+            sandboxed = [p for p in psutil.Process(grader.pid).children(recursive=True)
+                         if "autograder.sandbox.child" in " ".join(p.cmdline())]
+            if sandboxed:
+                break
             time.sleep(0.5)
-            children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
         time.sleep(3)  # past start-up, into the endless cell
-        children = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
-        assert children.stdout.split(), "the sandboxed child should be running"
+        assert sandboxed and all(p.is_running() for p in sandboxed), "the sandboxed child should be running"
     finally:
-        grader.send_signal(signal.SIGKILL)
+        grader.kill()
         grader.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = subprocess.run(["pgrep", "-f", "autograder.sandbox.child"], capture_output=True, text=True)
-        if not left.stdout.split():
-            break
-        time.sleep(0.2)
-    assert not left.stdout.split(), f"still running after the grader died: {left.stdout}"
+    gone, alive = psutil.wait_procs(sandboxed, timeout=10)
+    assert not alive, f"still running after the grader died: {[p.pid for p in alive]}"
 
 
 def test_demonstrations_run_in_the_sandbox_only_when_the_course_asks(mlp: Assignment) -> None:

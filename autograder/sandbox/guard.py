@@ -141,6 +141,42 @@ _FORMULA_MODULES = ("torch", "torch._C", "torch._C._nn", "torch._C._VariableFunc
                     "torch._C._special", "torch._C._fft", "torch._C._sparse", "torch._C._nested")
 
 
+# pybind11 types (mutable, unlike torch's static C types) that would put autograd's dispatch keys
+# back, found by name or by walking ``type.__subclasses__()``: making or entering one trips.
+_KEY_CHANGING_TYPES = ("_ForceDispatchKeyGuard", "_IncludeDispatchKeyGuard", "_SetExcludeDispatchKeyGuard",
+                       "_PreserveDispatchKeyGuard", "_RestorePythonTLSSnapshot", "_InferenceMode",
+                       "_DisableTorchDispatch", "_DisableFuncTorch", "_EnableTorchFunction")
+
+
+def _seal_types(on_tamper: Callable[[str], None]) -> None:
+    """Make the key-changing types trip when made or entered, and the sandbox's own
+    ``_AutoDispatchBelowAutograd`` (and any other) trip when left: the exclusion stays."""
+    def tripping(label: str) -> Callable[..., None]:
+        def tripped(self: object, *args: object, **kwargs: object) -> None:
+            on_tamper(f"used `{label}`, which the grading sandbox removes")
+        return tripped
+    for name in _KEY_CHANGING_TYPES:
+        kind = getattr(torch._C, name, None)
+        if kind is not None:
+            for method in ("__init__", "__enter__"):
+                setattr(kind, method, tripping(f"torch._C.{name}"))
+    torch._C._AutoDispatchBelowAutograd.__exit__ = tripping("leaving torch._C._AutoDispatchBelowAutograd")
+
+
+def _seal_op_namespaces(on_tamper: Callable[[str], None]) -> None:
+    """``torch.ops.<namespace>.<op>`` made anew (a fresh ``_OpNamespace``) must not hand out a
+    derivative formula either."""
+    from torch._ops import _OpNamespace
+
+    original = _OpNamespace.__getattr__
+
+    def guarded(self: object, name: str) -> object:
+        if "backward" in name:
+            on_tamper(f"looked up the derivative formula `{name}`, which the grading sandbox removes")
+        return original(self, name)
+    _OpNamespace.__getattr__ = guarded  # type: ignore[method-assign]
+
+
 def _formula_names() -> dict[str, tuple[str, ...]]:
     found: dict[str, tuple[str, ...]] = {}
     for module_name in _FORMULA_MODULES:
@@ -198,6 +234,8 @@ def disarm_switches(on_tamper: Callable[[str], None]) -> list[str]:
         namespace, _, name = op.partition("::")
         if namespace == "aten" and "backward" in name:
             setattr(torch.ops.aten, name.split(".")[0], _Tripwire(f"torch.ops.aten.{name}", on_tamper))
+    _seal_types(on_tamper)
+    _seal_op_namespaces(on_tamper)
     replaced: list[str] = []  # ``keep`` holds the originals until the scan ends: ids stay unique
     with warnings.catch_warnings():  # some modules warn when their deprecated attributes are looked at
         warnings.simplefilter("ignore")

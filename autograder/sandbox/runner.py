@@ -13,12 +13,15 @@ reason (``tampering``), which the grader records for manual review.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +82,8 @@ class SandboxSource:
                 job.mkdir()
                 stuck = self._run_child(job, pending, skip_cells)
                 skip_cells |= _lines_with(job / "status", "skip-cell ")
-                _refuse_unhidden(job / "status")
+                if self.isolation.level == "namespaces":
+                    _refuse_unhidden(job / "status")
                 done = self._collect(job, pending, outcomes)
                 tamper = next(iter(_tamper_reasons(job / "status")), None)
             pending = [c for c in pending if c.key not in done]
@@ -165,12 +169,10 @@ class SandboxSource:
                         break
             finally:
                 _kill(proc)
-        self.last_returncode = proc.returncode
         latest = step if step.endswith("(killed)") else (_last_step(job / "status") or step)
-        self.student_output += (job.parent / "child_log.txt").read_text(errors="replace")[-20000:]
-        self.last_log_head = (job.parent / "child_log.txt").read_text(errors="replace")[:3000]
-        error = job / "child_error.txt"
-        self._last_child_error = error.read_text(errors="replace") if error.exists() else self.student_output[-3000:]
+        self.student_output += _tail(job.parent / "child_log.txt", 20_000)
+        error = read_job_file(job / "child_error.txt", 20_000)
+        self._last_child_error = error.decode("utf-8", "replace") if error else self.student_output[-3000:]
         return "" if latest == "done" else latest
 
     def _allowance(self, step: str) -> float:
@@ -183,20 +185,58 @@ class SandboxSource:
     def _collect(self, job: Path, calls: Sequence[Call], outcomes: dict[str, CallOutcome]) -> set[str]:
         for index, _ in self.cells:
             path = job / f"cell_{index}.json"
-            if index in self.cell_outputs or not path.exists():
+            if index in self.cell_outputs or not os.path.lexists(path):
                 continue
             self.cell_outputs[index] = _read_cell_outputs(path, self.limits.output_bytes_per_cell)
         done: set[str] = set()
         for number, call in enumerate(calls):
-            path = job / f"result_{number}.pt"
-            if not path.exists():
+            data = read_job_file(job / f"result_{number}.pt")
+            if data is None:
                 continue
             try:
-                outcomes[call.key] = CallOutcome.from_plain(torch.load(path, weights_only=True))
+                outcomes[call.key] = CallOutcome.from_plain(load_result(data))
             except Exception as exc:
                 outcomes[call.key] = CallOutcome(error=f"the grader could not read the returned value back ({exc})")
             done.add(call.key)
         return done
+
+
+# What the grader reads back from the job folder, which student code can write: a file it replaced by
+# a FIFO, a link to /dev/zero or a 64 MiB zip that inflates to gigabytes must not hang, exhaust or
+# fool the grader. Every read goes through here.
+MAX_READ_BYTES = 64 * 1024**2
+MAX_RESULT_BYTES = 512 * 1024**2  # a result unpacked: far above any gradient of these assignments
+
+
+def read_job_file(path: Path, max_bytes: int = MAX_READ_BYTES) -> bytes | None:
+    """The bytes of a regular file in the job folder, at most ``max_bytes``; None for anything else
+    (missing, a link, a FIFO, a device, a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size < max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def load_result(data: bytes) -> dict:
+    """A call's outcome from ``torch.save`` bytes: tensors and plain containers only
+    (``weights_only``), and refused before unpacking if it would inflate past ``MAX_RESULT_BYTES``."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(info.file_size for info in archive.infolist()) > MAX_RESULT_BYTES:
+            raise ValueError("the returned value is too large")
+    return torch.load(io.BytesIO(data), weights_only=True)
 
 
 def _grader_note(text: str) -> dict:
@@ -207,9 +247,10 @@ def _read_cell_outputs(path: Path, max_bytes: int) -> CellOutputs:
     """A cell's outputs as the child wrote them, checked: a file the student's code wrote over must
     not break the grader or bloat the notebook."""
     try:
-        if path.stat().st_size > 2 * max_bytes + 100_000:
-            raise ValueError("too large")
-        data = json.loads(path.read_text())
+        raw = read_job_file(path, 2 * max_bytes + 100_000)
+        if raw is None:
+            raise ValueError("not a regular file")
+        data = json.loads(raw.decode("utf-8", "replace"))
         outputs = [o for o in data["outputs"] if isinstance(o, dict) and o.get("output_type") in
                    ("stream", "display_data", "execute_result", "error")]
         return outputs, bool(data.get("failed"))
@@ -231,41 +272,51 @@ def stuck_message(reason: str, limits: Limits) -> str:
     return "crashed the grading process (out of memory, or the process exited)"
 
 
+def _status_lines(path: Path) -> list[str]:
+    data = read_job_file(path, 4 * 1024**2)
+    return data.decode("utf-8", "replace").splitlines() if data else []
+
+
 def _lines_with(path: Path, prefix: str) -> set[int]:
-    try:
-        return {int(ln.split()[1]) for ln in path.read_text().splitlines() if ln.startswith(prefix)}
-    except (OSError, ValueError, IndexError):
-        return set()
+    found: set[int] = set()
+    for line in _status_lines(path):
+        if line.startswith(prefix):
+            try:
+                found.add(int(line.split()[1]))
+            except (ValueError, IndexError):
+                pass
+    return found
 
 
 def _refuse_unhidden(status: Path) -> None:
-    """At the ``namespaces`` level the child covers the private paths itself; if it could not, the
-    isolation promised was not there, and nothing from this run may count."""
-    try:
-        lines = status.read_text(errors="replace").splitlines()
-    except OSError:
-        return
-    failed = next((ln for ln in lines if ln.startswith("isolation could not hide")), None)
+    """At the ``namespaces`` level the child covers the private paths itself, and says so on the
+    status file's first line, before any student code runs; if it could not, the isolation promised
+    was not there, and nothing from this run may count."""
+    first = _status_lines(status)[:1]
+    failed = first[0] if first and first[0].startswith("isolation could not hide") else None
     if failed:
         raise IsolationUnavailable(f"the sandbox could not hide the course's private files ({failed}); "
                                    "no grade was recorded")
 
 
 def _tamper_reasons(path: Path) -> list[str]:
-    try:
-        return [ln.removeprefix("tamper ") for ln in path.read_text().splitlines() if ln.startswith("tamper ")]
-    except OSError:
-        return []
+    return [ln.removeprefix("tamper ")[:300] for ln in _status_lines(path) if ln.startswith("tamper ")]
 
 
 def _last_step(path: Path) -> str:
     """The step the child began last (``skip-cell`` and ``tamper`` lines are notes, not steps)."""
+    lines = [ln for ln in _status_lines(path) if ln.startswith(("cell ", "call ", "done"))]
+    return lines[-1] if lines else ""
+
+
+def _tail(path: Path, max_bytes: int) -> str:
+    """The end of a log the child wrote (its size is capped only by RLIMIT_FSIZE)."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines()
-                 if ln.startswith(("cell ", "call ", "done"))]
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - max_bytes))
+            return fh.read(max_bytes).decode("utf-8", "replace")
     except OSError:
         return ""
-    return lines[-1] if lines else ""
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -1,0 +1,85 @@
+"""The grader's side of the sandbox, attacked through the job folder (the one place the submission
+can write): it must not hang, exhaust itself, lose a grade, or let an answer replay the true
+gradients other items were given."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+
+from autograder.harness import grade
+from autograder.notebook_code import grading_cells
+from autograder.sandbox import Limits, SandboxSource, available_level
+from autograder.sandbox.runner import MAX_RESULT_BYTES, load_result
+from autograder.spec import Assignment, Case
+
+from conftest import FIGURES, solution_notebook, with_answers
+
+ATTACKS = {
+    # the status file the grader polls becomes a FIFO: a plain open() would block the grader forever
+    "backward_b2": ("import os\n"
+                    "def backward_b2(dlogits):\n"
+                    "    os.unlink('status'); os.mkfifo('status')\n"
+                    "    return dlogits.sum(0)\n"),
+    # a forged 'could not hide' note: at the bubblewrap level it must not stop the grade
+    "backward_bnbias": ("def backward_bnbias(dhpreact):\n"
+                        "    open('status', 'a').write('isolation could not hide: everything\\n')\n"
+                        "    return dhpreact.sum(0, keepdim=True)\n"),
+    # the result of the first call overwritten by a zip that would inflate to gigabytes in the grader
+    "backward_W2": ("import zipfile\n"
+                    "def backward_W2(h, dlogits):\n"
+                    "    with zipfile.ZipFile('result_0.pt', 'w', zipfile.ZIP_DEFLATED) as z:\n"
+                    f"        z.writestr('archive/data/0', bytes({MAX_RESULT_BYTES + 1}))\n"
+                    "    return h.T @ dlogits\n"),
+    # keep the dlogits that backward_h is given, and hand it back as cross-entropy's answer
+    "backward_h": ("_stash = {}\n"
+                   "def backward_h(W2, dlogits):\n"
+                   "    _stash[tuple(dlogits.shape)] = dlogits.clone()\n"
+                   "    return dlogits @ W2.T\n"),
+    "cross_entropy_backward": ("def cross_entropy_backward(logits, Yb):\n"
+                               "    return _stash.get(tuple(logits.shape), torch.zeros_like(logits))\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def attacked(mlp: Assignment, mlp_cases: list[Case]) -> tuple[dict, SandboxSource, float]:
+    nb = with_answers(solution_notebook(), ATTACKS)
+    source = SandboxSource(grading_cells(nb, mlp), limits=Limits(per_call_s=3, per_cell_s=5))
+    start = time.perf_counter()
+    reports = {r.item.name: r for r in grade(mlp, source, mlp_cases)}
+    seconds = time.perf_counter() - start
+    FIGURES.append(("sandboxed grading of a submission that attacks the job folder", seconds, "s"))
+    return reports, source, seconds
+
+
+def test_a_fifo_in_place_of_the_status_file_does_not_hang_the_grader(attacked) -> None:
+    reports, _, seconds = attacked
+    assert seconds < 300  # bounded by the per-step limits and restarts, not by the attacker
+    assert reports["db2"].passed  # its answer is right: the trick cost the grader nothing, and it nothing
+
+
+def test_a_forged_isolation_note_does_not_lose_the_grade(attacked) -> None:
+    reports, source, _ = attacked
+    if available_level() == "bubblewrap":
+        assert reports["dbnbias"].passed and "bubblewrap" in source.isolation_note
+
+
+def test_a_result_that_would_inflate_is_refused_before_it_is_unpacked(attacked) -> None:
+    reports, _, _ = attacked
+    assert not reports["dlogprobs"].passed  # its result file was the one replaced
+    assert "too large" in reports["dlogprobs"].problem
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data/0", bytes(MAX_RESULT_BYTES + 1))
+    assert len(bomb.getvalue()) < MAX_RESULT_BYTES // 100
+    with pytest.raises(ValueError, match="too large"):
+        load_result(bomb.getvalue())
+
+
+def test_true_gradients_given_to_other_items_cannot_be_replayed(attacked) -> None:
+    reports, _, _ = attacked
+    assert reports["ex2_dlogits"].earned == 0  # cross-entropy is graded before backward_h is given dlogits
+    assert reports["dh"].passed and reports["dW1"].passed and reports["dC"].passed  # honest answers around it
