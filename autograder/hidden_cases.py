@@ -17,6 +17,10 @@ import hmac
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+C = TypeVar("C")
 
 HIDDEN_CASES = 2  # hidden cases per item, after the notebook's own batch
 SEED_LIMIT = 2**31  # torch seeds are drawn from [0, SEED_LIMIT)
@@ -68,3 +72,19 @@ def draw_distinct(rng: random.Random, ranges: Mapping[str, tuple[int, int]], for
             return sizes
     raise ValueError(f"no distinct sizes found in {dict(ranges)} (forbidden {sorted(banned)}) "
                      f"after {MAX_TRIES} draws: widen the ranges")
+
+
+def draw_configs(rng: random.Random, make: Callable[..., C], notebook: Any, ranges: Mapping[str, tuple[int, int]],
+                 forbidden: Iterable[int] = (), *,
+                 derived: Callable[[Mapping[str, int]], Mapping[str, int]] | None = None,
+                 accept: Callable[[int, Mapping[str, int]], bool] | None = None) -> list[C]:
+    """``HIDDEN_CASES`` configurations (``make(**sizes)``) drawn with ``draw_distinct``, each unlike the
+    notebook's configuration (a dataclass) and the hidden ones before it; ``accept(i, sizes)`` is any
+    further condition on the i-th (0-based) hidden case."""
+    configs: list[C] = []
+    for index in range(HIDDEN_CASES):
+        earlier = [asdict(c) for c in (notebook, *configs)]
+        condition = None if accept is None else (lambda sizes, i=index: accept(i, sizes))
+        configs.append(make(**draw_distinct(rng, ranges, forbidden, derived=derived, unlike=earlier,
+                                            accept=condition)))
+    return configs

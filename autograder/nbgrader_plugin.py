@@ -108,21 +108,14 @@ def find_misnamed_notebook(assignment: str, student: str, notebooks: list[str], 
             continue  # several candidates: nbgrader's own rule applies (missing notebook, scored zero)
         # nbgrader finds student and assignment from the path, so the copy sits beside the original.
         copy = Path(folder) / f"{aid}.ipynb"
-        nb = nbformat.read(paths[0], as_version=nbformat.NO_CONVERT) if _readable(paths[0]) else None
-        if nb is not None:
+        try:
+            nb = nbformat.read(paths[0], as_version=nbformat.NO_CONVERT)
+        except Exception:  # unreadable: copied as it is, and graded as unreadable under its right name
+            shutil.copyfile(paths[0], copy)
+        else:
             kit_metadata(nb)["submitted_as"] = os.path.basename(paths[0])
             nbformat.write(nb, str(copy))
-        else:
-            shutil.copyfile(paths[0], copy)
         notebooks[notebooks.index(paths[0])] = str(copy)
-
-
-def _readable(path: str) -> bool:
-    try:
-        nbformat.read(path, as_version=nbformat.NO_CONVERT)
-        return True
-    except Exception:
-        return False
 
 
 class KeepDemonstrationOutputs(NbGraderPreprocessor):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import reference
 from ..data import NOTE_ITOS, NOTE_STOI, SONG_END, song_tokens
-from ..hidden_cases import HIDDEN_CASES, draw_distinct, draw_seed
+from ..hidden_cases import draw_configs, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
@@ -201,14 +201,8 @@ def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
 def hidden_configs(rng: random.Random) -> list[Config]:
     """The hidden cases' sizes: all different from each other and from V, each unlike the same size in
     the notebook's batch and the hidden cases before it; odd contexts first, then even (alternating)."""
-    configs: list[Config] = []
-    for i in range(HIDDEN_CASES):
-        odd = i % 2 == 0
-        earlier = [asdict(c) for c in (NOTEBOOK_CONFIG, *configs)]
-        sizes = draw_distinct(rng, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes, unlike=earlier,
-                              accept=lambda s: s["context"] % 2 == odd)
-        configs.append(Config(**sizes))
-    return configs
+    return draw_configs(rng, Config, NOTEBOOK_CONFIG, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes,
+                        accept=lambda i, sizes: sizes["context"] % 2 == (i % 2 == 0))
 
 
 def make_cases(rng: random.Random) -> list[Case]:

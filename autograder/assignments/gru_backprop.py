@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .. import reference
 from ..data import ITOS, STOI, load_names
-from ..hidden_cases import HIDDEN_CASES, draw_distinct, draw_seed
+from ..hidden_cases import draw_configs, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
 
@@ -239,12 +239,7 @@ def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
 def hidden_configs(rng: random.Random) -> list[Config]:
     """The hidden cases' sizes: all different from each other, from V and from 3H, and each unlike the
     same size in the notebook's batch and the hidden cases before it (a hard-coded ``T`` fails all)."""
-    configs: list[Config] = []
-    for _ in range(HIDDEN_CASES):
-        earlier = [asdict(c) for c in (NOTEBOOK_CONFIG, *configs)]
-        sizes = draw_distinct(rng, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes, unlike=earlier)
-        configs.append(Config(**sizes))
-    return configs
+    return draw_configs(rng, Config, NOTEBOOK_CONFIG, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes)
 
 
 def make_cases(rng: random.Random) -> list[Case]:

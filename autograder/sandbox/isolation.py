@@ -162,8 +162,9 @@ def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: li
     # sandbox replaces by an empty one (a checkout in /tmp, a pyenv in the home): bind it back,
     # read-only, with the folders between made traversable for the sandbox's uid (bwrap would make
     # them 0700, and the venv's python link would lead nowhere).
+    wanted = [p for p in _needed_paths() if os.path.exists(p)]
     for covered in {"/tmp", "/var/tmp", home}:
-        needed = [p for p in _needed_paths() if p.startswith(covered + "/") and os.path.exists(p)]
+        needed = [p for p in wanted if p.startswith(covered + "/")]
         between = sorted({str(a) for p in needed for a in Path(p).parents if str(a).startswith(covered + "/")},
                          key=lambda a: a.count("/"))
         cmd += [arg for a in between for arg in ("--perms", "0755", "--dir", a)]

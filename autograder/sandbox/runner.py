@@ -81,11 +81,12 @@ class SandboxSource:
                 job = Path(tmp) / "job"
                 job.mkdir()
                 stuck = self._run_child(job, pending, skip_cells)
-                skip_cells |= _lines_with(job / "status", "skip-cell ")
+                status = _status_lines(job / "status")
+                skip_cells |= _lines_with(status, "skip-cell ")
                 if self.isolation.level == "namespaces":
-                    _refuse_unhidden(job / "status")
+                    _refuse_unhidden(status)
                 done = self._collect(job, pending, outcomes)
-                tamper = next(iter(_tamper_reasons(job / "status")), None)
+                tamper = next(iter(_tamper_reasons(status)), None)
             pending = [c for c in pending if c.key not in done]
             if not stuck:
                 break
@@ -124,16 +125,16 @@ class SandboxSource:
 
     _last_child_error: str = ""
 
-    def _command(self, job: Path) -> tuple[list[str], Path]:
+    def _command(self, job: Path) -> list[str]:
         assert self.isolation is not None
         level = self.isolation.level
         inside = Path("/tmp/job") if level == "bubblewrap" else job
         python = [sys.executable, "-I", "-B", "-X", "faulthandler", "-m", "autograder.sandbox.child", str(inside)]
         if level == "bubblewrap":
-            return bwrap_command(job, list(self.hide), self.limits.resources, python), job
+            return bwrap_command(job, list(self.hide), self.limits.resources, python)
         if level == "namespaces":
-            return namespaces_command(python), job
-        return python, job
+            return namespaces_command(python)
+        return python
 
     def _run_child(self, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
         """Run one child until it finishes or a step outlives its limit; return the step it was in
@@ -151,10 +152,10 @@ class SandboxSource:
             for path in (job, job / "status", job / "home"):
                 os.chown(path, SANDBOX_UID, SANDBOX_GID)
             os.chmod(job.parent, 0o755)
-        command, cwd = self._command(job)
+        command = self._command(job)
         home = "/tmp/job/home" if self.isolation.level == "bubblewrap" else str(job / "home")
         with open(job.parent / "child_log.txt", "w") as log:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd,
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=job,
                                     env=_child_env(home), start_new_session=True,
                                     preexec_fn=lambda: set_limits(self.limits.resources))
             step, since = "start", time.monotonic()
@@ -277,9 +278,9 @@ def _status_lines(path: Path) -> list[str]:
     return data.decode("utf-8", "replace").splitlines() if data else []
 
 
-def _lines_with(path: Path, prefix: str) -> set[int]:
+def _lines_with(status: list[str], prefix: str) -> set[int]:
     found: set[int] = set()
-    for line in _status_lines(path):
+    for line in status:
         if line.startswith(prefix):
             try:
                 found.add(int(line.split()[1]))
@@ -288,19 +289,19 @@ def _lines_with(path: Path, prefix: str) -> set[int]:
     return found
 
 
-def _refuse_unhidden(status: Path) -> None:
+def _refuse_unhidden(status: list[str]) -> None:
     """At the ``namespaces`` level the child covers the private paths itself, and says so on the
     status file's first line, before any student code runs; if it could not, the isolation promised
     was not there, and nothing from this run may count."""
-    first = _status_lines(status)[:1]
+    first = status[:1]
     failed = first[0] if first and first[0].startswith("isolation could not hide") else None
     if failed:
         raise IsolationUnavailable(f"the sandbox could not hide the course's private files ({failed}); "
                                    "no grade was recorded")
 
 
-def _tamper_reasons(path: Path) -> list[str]:
-    return [ln.removeprefix("tamper ")[:300] for ln in _status_lines(path) if ln.startswith("tamper ")]
+def _tamper_reasons(status: list[str]) -> list[str]:
+    return [ln.removeprefix("tamper ")[:300] for ln in status if ln.startswith("tamper ")]
 
 
 def _last_step(path: Path) -> str:
