@@ -83,3 +83,53 @@ def test_true_gradients_given_to_other_items_cannot_be_replayed(attacked) -> Non
     reports, _, _ = attacked
     assert reports["ex2_dlogits"].earned == 0  # cross-entropy is graded before backward_h is given dlogits
     assert reports["dh"].passed and reports["dW1"].passed and reports["dC"].passed  # honest answers around it
+
+
+class _SwappingLauncher:
+    """Stands in for a child that swapped its job folder for a link to a folder of forged results
+    (possible where the shared folder is writable to the sandbox: an unprivileged grader's warm
+    runs). The forged folder holds a result the grader would otherwise read as the answer."""
+
+    def __init__(self, isolation: object, forged: object) -> None:
+        from autograder.sandbox.launch import ColdLauncher
+
+        self.isolation = isolation
+        self._cold = ColdLauncher(isolation, [], Limits().resources)  # type: ignore[arg-type]
+        self.forged = forged
+
+    def run_folder(self):  # type: ignore[no-untyped-def]
+        return self._cold.run_folder()
+
+    def start(self, run):  # type: ignore[no-untyped-def]
+        import os
+        import shutil
+
+        shutil.rmtree(run / "job")
+        os.symlink(self.forged, run / "job")
+
+        class Done:
+            def poll(self) -> int:
+                return 0
+
+            def kill(self) -> None:
+                pass
+
+        return Done()
+
+
+def test_a_job_folder_swapped_for_a_link_is_not_read(mlp: Assignment, mlp_cases: list[Case], tmp_path) -> None:
+    import torch
+
+    from autograder.invoke import CallOutcome
+    from autograder.sandbox import choose
+
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "status").write_text("done\n")
+    torch.save(CallOutcome(value=mlp_cases[0].grads["dlogprobs"]).to_plain(), forged / "result_0.pt")
+    isolation = choose("limits")
+    source = SandboxSource(grading_cells(solution_notebook(), mlp), isolation=isolation,
+                           launcher=_SwappingLauncher(isolation, forged))  # type: ignore[arg-type]
+    report = grade(mlp, source, mlp_cases, [mlp.item("dlogprobs")])[0]
+    assert report.earned == 0 and "replaced its job folder" in report.problem
+    assert source.tampering == ["replaced the grader's job folder"]

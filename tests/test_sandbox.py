@@ -19,6 +19,7 @@ from autograder.harness import grade
 from autograder.notebook_code import grading_cells
 from autograder.sandbox import Isolation, IsolationUnavailable, Limits, SandboxSource, available_level, choose
 from autograder.sandbox import isolation as isolation_module
+from autograder.sandbox.launch import ForkServer
 from autograder.spec import Assignment, Case
 
 from conftest import FIGURES, solution_notebook, with_answers
@@ -30,11 +31,19 @@ needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap cannot build 
 
 def run(mlp: Assignment, cases: list[Case], replacements: dict[str, str], items: list[str],
         extra_cells: tuple[str, ...] = (), hide: tuple[str, ...] = (), isolation: Isolation | None = None,
-        ) -> tuple[dict, SandboxSource]:
+        warm: bool = False) -> tuple[dict, SandboxSource]:
+    """Grade ``items`` of the solution with ``replacements``; ``warm``: forked from a zygote, as
+    ``backprop-kit grade``'s workers do, instead of a new process per run."""
     nb = with_answers(solution_notebook(), replacements)
     cells = grading_cells(nb, mlp) + [(1000 + i, c) for i, c in enumerate(extra_cells)]
-    source = SandboxSource(cells, hide=hide, limits=FAST, isolation=isolation)
-    reports = grade(mlp, source, cases, [mlp.item(n) for n in items])
+    isolation = isolation or choose("limits")
+    server = ForkServer(isolation, list(hide), FAST.resources) if warm else None
+    source = SandboxSource(cells, hide=hide, limits=FAST, isolation=isolation, launcher=server)
+    try:
+        reports = grade(mlp, source, cases, [mlp.item(n) for n in items])
+    finally:
+        if server is not None:
+            server.close()
     return {r.item.name: r for r in reports}, source
 
 
@@ -52,7 +61,8 @@ def test_solution_passes_in_the_sandbox(mlp: Assignment, mlp_cases: list[Case], 
     assert any("names, for example" in o.get("text", "") for outs, _ in source.cell_outputs.values() for o in outs)
 
 
-def test_hazards_each_cost_only_their_item(mlp: Assignment, mlp_cases: list[Case]) -> None:
+@pytest.mark.parametrize("warm", [False, pytest.param(True, marks=needs_bwrap)], ids=["cold", "warm"])
+def test_hazards_each_cost_only_their_item(mlp: Assignment, mlp_cases: list[Case], warm: bool) -> None:
     hazards = {
         "backward_probs": "def backward_probs(probs, dlogprobs):\n    while True:\n        pass\n",
         "backward_h": ("def backward_h(W2, dlogits):\n    while True:\n        try:\n            while True:\n"
@@ -65,7 +75,7 @@ def test_hazards_each_cost_only_their_item(mlp: Assignment, mlp_cases: list[Case
     }
     items = ["dprobs", "dh", "db2", "dW2", "dbnbias", "dbngain", "dlogprobs", "dC"]
     reports, source = run(mlp, mlp_cases, hazards, items,
-                          extra_cells=("while True:\n    pass\n", "print('x' * 10_000_000)"))
+                          extra_cells=("while True:\n    pass\n", "print('x' * 10_000_000)"), warm=warm)
     assert {n for n, r in reports.items() if r.passed} == {"dlogprobs", "dC"}
     assert "an endless loop" in reports["dprobs"].problem
     assert "an endless loop" in reports["dh"].problem   # even when it swallows the timeout
@@ -102,8 +112,9 @@ print("uid", os.getuid(), found)
 
 
 @needs_bwrap
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_bubblewrap_keeps_everything_outside_unchanged(mlp: Assignment, mlp_cases: list[Case],
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, warm: bool) -> None:
     """The attack runs at the top of a cell and inside a graded function: every write outside the
     scratch folder fails, the course's private files read as empty, and no connection is made."""
     course = tmp_path / "course"
@@ -141,7 +152,8 @@ def test_bubblewrap_keeps_everything_outside_unchanged(mlp: Assignment, mlp_case
     in_function = ("def backward_b1(dhprebn):\n" + "\n".join("    " + ln for ln in (constants + ATTACK_CELL).splitlines())
                    + "\n    return dhprebn.sum(0)\n")
     reports, source = run(mlp, mlp_cases, {"backward_b1": in_function}, ["db1", "dlogprobs"],
-                          extra_cells=(constants + ATTACK_CELL,), hide=(str(course / "solutions"), str(secret)))
+                          extra_cells=(constants + ATTACK_CELL,), hide=(str(course / "solutions"), str(secret)),
+                          warm=warm)
     watcher.join()
     listener.close()
     printed = "".join(o.get("text", "") for o in source.cell_outputs[1000][0])

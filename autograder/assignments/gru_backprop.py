@@ -242,6 +242,11 @@ def hidden_configs(rng: random.Random) -> list[Config]:
     return draw_configs(rng, Config, NOTEBOOK_CONFIG, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes)
 
 
+def warm_up() -> None:
+    """The notebook's data, cached before the sandbox seals itself (see ``assignments.warm_up``)."""
+    name_stream()
+
+
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch, then ``HIDDEN_CASES`` with sizes, sequence lengths and seeds drawn
     from ``rng``."""

@@ -174,6 +174,11 @@ def hidden_configs(rng: random.Random) -> list[Config]:
     return draw_configs(rng, Config, NOTEBOOK_CONFIG, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes)
 
 
+def warm_up() -> None:
+    """The notebook's data, cached before the sandbox seals itself (see ``assignments.warm_up``)."""
+    splits(NOTEBOOK_CONFIG.block_size)
+
+
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch first (its rows match what students see), then ``HIDDEN_CASES``
     with sizes and seeds drawn from ``rng``."""

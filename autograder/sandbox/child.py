@@ -42,8 +42,10 @@ def main(job_dir: str) -> None:
     runner = CellRunner(max_bytes_per_cell=spec["max_output_bytes"])
     # Imported before sealing, like torch: what the notebooks import, so that their set-up (such as
     # matplotlib asking fontconfig for fonts in a subprocess) happens before subprocesses are refused.
-    import autograder.assignments  # noqa: F401
+    import autograder.assignments
     import matplotlib.pyplot  # noqa: F401
+
+    autograder.assignments.warm_up()
 
     def on_tamper(reason: str) -> None:
         status.write(f"tamper {reason}\n")
@@ -104,10 +106,19 @@ def main(job_dir: str) -> None:
     status.write("done\n")
 
 
-if __name__ == "__main__":
+def run_job(job_dir: str) -> int:
+    """``main``, with what stopped it written to ``child_error.txt`` for the grader; the exit code.
+    A cold child runs this as ``__main__``; a warm one right after ``zygote`` forks it."""
     try:
-        main(sys.argv[1])
+        main(job_dir)
     except BaseException:
-        with open(Path(sys.argv[1]) / "child_error.txt", "w") as fh:
-            fh.write(traceback.format_exc())
-        raise
+        error = traceback.format_exc()
+        with open(Path(job_dir) / "child_error.txt", "w") as fh:
+            fh.write(error)
+        sys.stderr.write(error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(sys.argv[1]))

@@ -134,7 +134,11 @@ _SWITCHES: dict[str, tuple[str, ...]] = {
     # the guard at all (the kernel refuses both too: see isolation.forbid_new_tasks)
     "_thread": ("start_new_thread", "start_new", "start_joinable_thread"),
     "_posixsubprocess": ("fork_exec",),
-    "os": ("fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "system", "spawnv", "spawnve"),
+    "os": ("fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "system", "spawnv", "spawnve",
+           # signals by process file descriptor raise no audit event (os.kill does): the warm sandbox's
+           # zygote shares the child's PID namespace
+           "pidfd_open"),
+    "signal": ("pidfd_send_signal", "pthread_kill"),
 }
 # Modules whose functions named ``*backward*`` are derivative formulas (``torch._C._nn.tanh_backward``).
 _FORMULA_MODULES = ("torch", "torch._C", "torch._C._nn", "torch._C._VariableFunctions", "torch._C._linalg",

@@ -17,9 +17,6 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -30,8 +27,8 @@ import torch
 
 from ..harness import Call
 from ..invoke import CallOutcome
-from .isolation import (SANDBOX_GID, SANDBOX_UID, Isolation, IsolationUnavailable, ResourceLimits, bwrap_command,
-                        choose, namespaces_command, set_limits)
+from .isolation import Isolation, IsolationUnavailable, ResourceLimits, choose
+from .launch import Launcher, launcher_for, prepare_run
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,7 @@ class SandboxSource:
     student_output: str = ""
     tampering: list[str] = field(default_factory=list)
     skipped_cells: list[int] = field(default_factory=list)
+    launcher: Launcher | None = None  # default: warm when this process asked for it (launch.py), else cold
 
     @property
     def isolation_note(self) -> str:
@@ -75,12 +73,22 @@ class SandboxSource:
         outcomes: dict[str, CallOutcome] = {}
         pending = list(calls)
         skip_cells: set[int] = set(self.skipped_cells)
-        restarts = 0
+        restarts, start_failed = 0, False
+        launcher = self.launcher or launcher_for(self.isolation, list(self.hide), self.limits.resources)
         while True:
-            with tempfile.TemporaryDirectory(prefix="backprop-kit-") as tmp:
-                job = Path(tmp) / "job"
-                job.mkdir()
-                stuck = self._run_child(job, pending, skip_cells)
+            with launcher.run_folder() as run:
+                job = prepare_run(run, self.isolation)
+                made = _identity(run), _identity(job)
+                stuck = self._run_child(launcher, job, pending, skip_cells)
+                if (_identity(run), _identity(job)) != made:
+                    # The child swapped its folder for a link or another folder (possible where the
+                    # shared folder is writable to it: an unprivileged grader's warm runs). Nothing in
+                    # it is read: every pending call fails as tampering.
+                    self.tampering.append("replaced the grader's job folder")
+                    for call in pending:
+                        outcomes[call.key] = CallOutcome(error="tampered with the grader: replaced its job folder",
+                                                         used_autograd=True)
+                    break
                 status = _status_lines(job / "status")
                 skip_cells |= _lines_with(status, "skip-cell ")
                 if self.isolation.level == "namespaces":
@@ -115,6 +123,9 @@ class SandboxSource:
                 for call in [c for c in pending if c.key.split("@")[0] == item]:
                     outcomes.setdefault(call.key, CallOutcome(error="not run: an earlier case of this item failed"))
                     pending.remove(call)
+            elif hasattr(launcher, "restart") and not start_failed:
+                start_failed = True  # a warm zygote that died between runs: once more, with a fresh one
+                launcher.restart()
             else:
                 raise SandboxError(f"the grading process did not start ({stuck or 'no status'}): "
                                    f"{self._last_child_error[-2000:]}")
@@ -125,18 +136,7 @@ class SandboxSource:
 
     _last_child_error: str = ""
 
-    def _command(self, job: Path) -> list[str]:
-        assert self.isolation is not None
-        level = self.isolation.level
-        inside = Path("/tmp/job") if level == "bubblewrap" else job
-        python = [sys.executable, "-I", "-B", "-X", "faulthandler", "-m", "autograder.sandbox.child", str(inside)]
-        if level == "bubblewrap":
-            return bwrap_command(job, list(self.hide), self.limits.resources, python)
-        if level == "namespaces":
-            return namespaces_command(python)
-        return python
-
-    def _run_child(self, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
+    def _run_child(self, launcher: Launcher, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
         """Run one child until it finishes or a step outlives its limit; return the step it was in
         (empty when it finished)."""
         assert self.isolation is not None
@@ -146,34 +146,24 @@ class SandboxSource:
                     "calls": [(c.key, c.function, c.args, c.arg_names, c.watch) for c in calls],
                     "per_call_s": self.limits.per_call_s, "per_cell_s": self.limits.per_cell_s,
                     "max_output_bytes": self.limits.output_bytes_per_cell}, job / "job.pt")
-        (job / "status").touch()
-        (job / "home").mkdir()
-        if self.isolation.level == "bubblewrap" and self.isolation.as_root:
-            for path in (job, job / "status", job / "home"):
-                os.chown(path, SANDBOX_UID, SANDBOX_GID)
-            os.chmod(job.parent, 0o755)
-        command = self._command(job)
-        home = "/tmp/job/home" if self.isolation.level == "bubblewrap" else str(job / "home")
-        with open(job.parent / "child_log.txt", "w") as log:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=job,
-                                    env=_child_env(home), start_new_session=True,
-                                    preexec_fn=lambda: set_limits(self.limits.resources))
-            step, since = "start", time.monotonic()
-            try:
-                while proc.poll() is None:
-                    time.sleep(0.02)
-                    latest = _last_step(job / "status")
-                    if latest and latest != step:
-                        step, since = latest, time.monotonic()
-                    if time.monotonic() - since > self._allowance(step):
-                        step += " (killed)"
-                        break
-            finally:
-                _kill(proc)
+        child = launcher.start(job.parent)
+        step, since = "start", time.monotonic()
+        try:
+            while child.poll() is None:
+                time.sleep(0.02)
+                latest = _last_step(job / "status")
+                if latest and latest != step:
+                    step, since = latest, time.monotonic()
+                if time.monotonic() - since > self._allowance(step):
+                    step += " (killed)"
+                    break
+        finally:
+            child.kill()
         latest = step if step.endswith("(killed)") else (_last_step(job / "status") or step)
         self.student_output += _tail(job.parent / "child_log.txt", 20_000)
         error = read_job_file(job / "child_error.txt", 20_000)
-        self._last_child_error = error.decode("utf-8", "replace") if error else self.student_output[-3000:]
+        self._last_child_error = (error.decode("utf-8", "replace") if error else self.student_output[-3000:]
+                                  ) + getattr(child, "reason", "")
         return "" if latest == "done" else latest
 
     def _allowance(self, step: str) -> float:
@@ -259,14 +249,6 @@ def _read_cell_outputs(path: Path, max_bytes: int) -> CellOutputs:
         return [_grader_note("this cell's outputs could not be read back")], True
 
 
-def _child_env(home: str) -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.update(HOME=home, MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-               PYTHONWARNINGS="ignore", BACKPROP_KIT_SANDBOX="1")
-    return env
-
-
 def stuck_message(reason: str, limits: Limits) -> str:
     if reason == "timeout":
         return f"did not finish within {limits.per_call_s:g} s (an endless loop?)"
@@ -311,19 +293,26 @@ def _last_step(path: Path) -> str:
 
 
 def _tail(path: Path, max_bytes: int) -> str:
-    """The end of a log the child wrote (its size is capped only by RLIMIT_FSIZE)."""
+    """The end of a log the child wrote (its size is capped only by RLIMIT_FSIZE); nothing if the
+    child replaced it by anything but a regular file."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - max_bytes))
-            return fh.read(max_bytes).decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        os.lseek(fd, max(0, info.st_size - max_bytes), os.SEEK_SET)
+        return os.read(fd, max_bytes).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
-    proc.wait()
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A folder's device and inode, as it is now (None if it is not a real folder any more)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
