@@ -24,8 +24,10 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.solution_directory = "solutions"
-# The embedded SQLite gradebook.
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")
+# The gradebook: embedded SQLite beside this file by default. A shared one (several graders, a big
+# class) lives in PostgreSQL: set BACKPROP_KIT_DB_URL, or this line, to a SQLAlchemy URL such as
+# postgresql+psycopg://grader:password@db.example.org/backprop (driver: psycopg, pinned in requirements.txt).
+c.CourseDirectory.db_url = os.environ.get("BACKPROP_KIT_DB_URL") or "sqlite:///" + os.path.join(ROOT, "gradebook.db")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 # generate_solution still executes the instructor's own notebooks in a kernel (trusted code).
@@ -45,7 +47,7 @@ c.Autograde.pre_convert_hook = find_misnamed_notebook
 c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {("language_info", "name"), ("backprop_kit",)}
 c.ClearMetadataPreprocessor.preserve_cell_metadata_mask = {("nbgrader",), ("tags",)}
 c.FlagForReview.course_id = COURSE_ID
-c.SandboxedGrading.hide = course_private_paths(ROOT)
+c.SandboxedGrading.hide = course_private_paths(ROOT, c.CourseDirectory.db_url)
 # The weakest sandbox this course accepts: 'bubblewrap' (default), 'namespaces' or 'limits' (a laptop).
 c.SandboxedGrading.require_isolation = os.environ.get("BACKPROP_KIT_REQUIRE_ISOLATION", "bubblewrap")
 # Demonstrations (training, plots) show the student's saved outputs; True re-runs them in the sandbox.

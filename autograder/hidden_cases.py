@@ -27,12 +27,21 @@ SEED_LIMIT = 2**31  # torch seeds are drawn from [0, SEED_LIMIT)
 MAX_TRIES = 10_000  # ranges that cannot give distinct sizes fail loudly instead of looping forever
 
 
-def course_rng(secret: str, assignment_id: str, student: str) -> random.Random:
-    """The grader's source for one student's submission of one assignment: deterministic, so a
-    re-grade gives the same verdict, and unpredictable without ``secret``. The NUL separator keeps
-    ("ab", "c") and ("a", "bc") apart."""
+def course_seed(secret: str, assignment_id: str, student: str) -> int:
+    """The seed of one student's hidden cases for one assignment: deterministic, so a re-grade gives
+    the same verdict, and unpredictable without ``secret`` (a grading worker gets this number, never
+    the secret). The NUL separator keeps ("ab", "c") and ("a", "bc") apart."""
     digest = hmac.new(secret.encode(), f"{assignment_id}\0{student}".encode(), hashlib.sha256).digest()
-    return random.Random(int.from_bytes(digest, "big"))
+    return int.from_bytes(digest, "big")
+
+
+def seeded_rng(seed: int) -> random.Random:
+    return random.Random(seed)
+
+
+def course_rng(secret: str, assignment_id: str, student: str) -> random.Random:
+    """The grader's source for one student's submission of one assignment (see ``course_seed``)."""
+    return seeded_rng(course_seed(secret, assignment_id, student))
 
 
 def fresh_rng() -> random.Random:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
@@ -42,8 +43,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Dedu
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from .assignments import assignment_ids, load
-from .harness import ItemReport, grade
-from .hidden_cases import course_rng
+from .harness import ItemReport
+from .classgrade.plan import GradingPlan, recording_checksum, take_precomputed
 from .notebook_code import METADATA_KEY, assignment_of, grade_id, grading_cells, is_demonstration, is_test_cell
 from .samples import KIT_ROOT
 from .sandbox import Limits, SandboxSource
@@ -56,11 +57,20 @@ PRIVATE_COURSE_PATHS = ("source", "solutions", "submitted", "autograded", "feedb
 KIT_PRIVATE_PATHS = ("source", "solutions", "course_config.py", "nbgrader_config.py", ".course_secret")
 
 
-def course_private_paths(root: str) -> list[str]:
+# Where a PostgreSQL server on this machine listens: a Unix socket is reachable without a network,
+# so its folder is hidden too (as is one named by the gradebook's URL, ``?host=/folder``).
+DATABASE_SOCKET_FOLDERS = ("/run/postgresql", "/var/run/postgresql")
+
+
+def course_private_paths(root: str, db_url: str = "") -> list[str]:
     """What a submission's code must not see: the course's notebooks with solutions, the other
-    submissions, the gradebook, the configuration and its secret -- and the same in the kit's checkout."""
+    submissions, the gradebook (and the sockets of a database server), the configuration and its
+    secret -- and the same in the kit's checkout."""
+    sockets = list(DATABASE_SOCKET_FOLDERS)
+    query = parse_qs(urlsplit(db_url).query)
+    sockets += [h for h in query.get("host", []) if h.startswith("/")]
     return ([os.path.join(root, name) for name in PRIVATE_COURSE_PATHS]
-            + [str(KIT_ROOT / name) for name in KIT_PRIVATE_PATHS])
+            + [str(KIT_ROOT / name) for name in KIT_PRIVATE_PATHS] + sockets)
 
 
 def kit_metadata(nb: NotebookNode) -> dict:
@@ -236,16 +246,22 @@ def _note(text: str) -> NotebookNode:
     return new_output("stream", name="stdout", text=f"[grader] {text}\n")
 
 
+def grading_plan(nb: NotebookNode, assignment: Assignment, student: str, secret: str, hide: list[str],
+                 limits: Limits, require: str, rerun_demonstrations: bool = False) -> GradingPlan:
+    """What the trusted verdict on this notebook depends on: the cells the sandbox runs, the items
+    whose check cells it has, the student's secret hidden cases, the sandbox's settings."""
+    check_ids = {grade_id(c) for c in nb.cells if is_test_cell(c)}
+    return GradingPlan.make(assignment.id, student, grading_cells(nb, assignment, rerun_demonstrations),
+                            [item.name for item in assignment.items if item.name in check_ids], secret, hide,
+                            limits, require)
+
+
 def grade_submission(nb: NotebookNode, assignment: Assignment, student: str, secret: str, hide: list[str],
                      limits: Limits, require: str, rerun_demonstrations: bool = False,
                      ) -> tuple[list[ItemReport], SandboxSource]:
     """The trusted verdict on every item: one sandboxed run, on the student's secret hidden cases."""
-    check_ids = {grade_id(c) for c in nb.cells if is_test_cell(c)}
-    chosen = [item for item in assignment.items if item.name in check_ids]
-    source = SandboxSource(grading_cells(nb, assignment, rerun_demonstrations), hide=hide, limits=limits,
-                           require=require)
-    cases = assignment.make_cases(course_rng(secret, assignment.id, student))
-    return grade(assignment, source, cases, chosen), source
+    verdicts = grading_plan(nb, assignment, student, secret, hide, limits, require, rerun_demonstrations).run()
+    return verdicts.reports, verdicts.source
 
 
 class SandboxedGrading(NbGraderPreprocessor):
@@ -264,24 +280,41 @@ class SandboxedGrading(NbGraderPreprocessor):
     memory_mb = Int(8192, help="Address space of the sandboxed process, in MiB.").tag(config=True)
     output_bytes = Int(200_000, help="Bytes of output kept per cell.").tag(config=True)
 
+    def limits(self) -> Limits:
+        return Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s, output_bytes_per_cell=self.output_bytes,
+                      resources=ResourceLimits(memory_bytes=self.memory_mb * 1024**2))
+
+    def plan_for(self, nb: NotebookNode, resources: dict) -> GradingPlan | None:
+        """The sandboxed run this notebook needs (None for an unreadable one: it scores zero as it is)."""
+        info = resources.get("nbgrader", {})
+        aid = info.get("assignment") or assignment_of(nb)
+        if aid not in assignment_ids():
+            raise RuntimeError(f"{aid!r} is not a kit assignment: no sandboxed grader for it")
+        if kit_metadata(nb).get("unreadable"):
+            return None
+        return grading_plan(nb, load(aid), info.get("student") or "unknown", self.secret, list(self.hide),
+                            self.limits(), self.require_isolation, self.rerun_demonstrations)
+
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         info = resources.get("nbgrader", {})
         aid = info.get("assignment") or assignment_of(nb)
         if aid not in assignment_ids():
             raise RuntimeError(f"{aid!r} is not a kit assignment: no sandboxed grader for it")
-        assignment, meta = load(aid), kit_metadata(nb)
+        meta = kit_metadata(nb)
         student = info.get("student") or "unknown"
         if meta.get("unreadable"):
             for cell in nb.cells:
                 if is_test_cell(cell):
                     cell.outputs = zero_outputs(meta["unreadable"])
             meta["grading"] = {"isolation": "not run: unreadable notebook", "review": []}
+            _store_checksum(meta)
             self.log.warning("SandboxedGrading: %s/%s: %s", student, aid, meta["unreadable"])
             return nb, resources
-        limits = Limits(per_call_s=self.per_call_s, per_cell_s=self.per_cell_s, output_bytes_per_cell=self.output_bytes,
-                        resources=ResourceLimits(memory_bytes=self.memory_mb * 1024**2))
-        reports, source = grade_submission(nb, assignment, student, self.secret, list(self.hide), limits,
-                                           self.require_isolation, self.rerun_demonstrations)
+        plan = self.plan_for(nb, resources)
+        assert plan is not None  # readable
+        # ``backprop-kit grade`` ran this very plan on a worker already; anything else runs it here.
+        verdicts = take_precomputed(plan) or plan.run()
+        reports, source = verdicts.reports, verdicts.source
         by_name = {r.item.name: r for r in reports}
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -307,11 +340,19 @@ class SandboxedGrading(NbGraderPreprocessor):
         flags += [f"item {r.item.name}: {r.problem}" for r in reports if r.problem and "not allowed" in r.problem]
         meta["grading"] = {"isolation": source.isolation_note, "review": flags,
                            "skipped_cells": source.skipped_cells}
+        _store_checksum(meta)
         earned = sum(r.earned for r in reports)
         self.log.info("SandboxedGrading: %s/%s: %g / %g points (%s)%s", student, aid, earned,
                       sum(r.item.points for r in reports), source.isolation_note,
                       f"; flagged for review: {flags}" if flags else "")
         return nb, resources
+
+
+def _store_checksum(meta: dict) -> None:
+    """``backprop-kit grade`` stores the submission's checksum with its grade, to skip it while unchanged."""
+    checksum = recording_checksum()
+    if checksum:
+        meta["grading"]["submission_checksum"] = checksum
 
 
 class FlagForReview(NbGraderPreprocessor):

@@ -1,7 +1,9 @@
 """The instructor pipeline, driven through nbgrader's own commands.
 
-release -> collect (here: bundled samples) -> ``nbgrader autograde`` -> ``nbgrader generate_feedback``
--> ``nbgrader export`` -> a per-student table. Everything that makes every submission get a grade and
+release -> collect (here: bundled samples) -> grade -> ``nbgrader generate_feedback`` -> ``nbgrader
+export`` -> a per-student table. Grading a class goes through ``backprop-kit grade`` (``classgrade``);
+``grade_assignment`` here runs plain ``nbgrader autograde`` for one assignment, one submission after
+another, the path formgrader's button takes. Everything that makes every submission get a grade and
 a reason (unreadable files, misnamed files, edited check cells, crashes) lives inside
 ``nbgrader autograde`` itself (``nbgrader_plugin``), so formgrader's button behaves the same.
 """
@@ -21,7 +23,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config.loader import PyFileConfigLoader
 
 from .assignments import load
-from .samples import KIT_ROOT, write_samples
+from .samples import KIT_ROOT
 from .spec import Assignment
 
 NBGRADER_CONFIG = "nbgrader_config.py"  # what nbgrader reads in a course folder; it loads course_config.py
@@ -45,6 +47,7 @@ class AssignmentRun:
     autograde_seconds: float
     submissions: int
     log: str = ""
+    how: str = "nbgrader autograde"
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,9 +85,12 @@ def submitted_students(course: Path, aid: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / aid).is_dir()) if root.exists() else []
 
 
-def grading_status(course: Path, aid: str, student: str) -> str:
-    """What the autograded notebook says about how it was graded (nbgrader autograde wrote it)."""
-    path = course / "autograded" / student / aid / f"{aid}.ipynb"
+def grading_status(course: Path, aid: str, student: str, coursedir: object | None = None) -> str:
+    """What the autograded notebook says about how it was graded (nbgrader autograde wrote it);
+    ``coursedir`` (nbgrader's CourseDirectory) when the course names its folders its own way."""
+    folder = (Path(coursedir.format_path(coursedir.autograded_directory, student, aid))  # type: ignore[attr-defined]
+              if coursedir is not None else course / "autograded" / student / aid)
+    path = folder / f"{aid}.ipynb"
     if not path.exists():
         return "NOT GRADED: nbgrader autograde wrote no notebook (see its log)"
     meta = nbformat.read(str(path), as_version=4).metadata.get("backprop_kit", {})
@@ -100,8 +106,10 @@ def grading_status(course: Path, aid: str, student: str) -> str:
     return "graded" + (" (" + "; ".join(notes) + ")" if notes else "")
 
 
-def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str]) -> list[StudentRow]:
-    course_id, db_url = course_id_and_db(course)
+def collect_rows(course: Path, assignment: Assignment, reasons: dict[str, str], course_id: str | None = None,
+                 db_url: str | None = None) -> list[StudentRow]:
+    if course_id is None or db_url is None:
+        course_id, db_url = course_id_and_db(course)
     rows: list[StudentRow] = []
     order = {item.name: i for i, item in enumerate(assignment.items)}  # items lost, in backward order
     with Gradebook(db_url, course_id) as gb:
@@ -157,7 +165,7 @@ def export_grades(course: Path) -> Path:
 
 def format_run(run: AssignmentRun) -> str:
     per = run.autograde_seconds / max(1, run.submissions)
-    lines = [f"{run.assignment.id}: nbgrader autograde of {run.submissions} submissions took "
+    lines = [f"{run.assignment.id}: {run.how} of {run.submissions} submissions took "
              f"{run.autograde_seconds:.1f} s ({per:.1f} s per submission)",
              f"  {'student':<22} {'score':>11}  {'status':<12} {'check':<12} items lost"]
     for row in run.rows:
@@ -169,13 +177,3 @@ def format_run(run: AssignmentRun) -> str:
         if row.status != "graded":  # a reason, a note, or a flag for review
             lines.append(f"  {'':<22} {row.status}")
     return "\n".join(lines)
-
-
-def run_demo(course: Path, assignment_ids: list[str]) -> tuple[list[AssignmentRun], Path]:
-    """The main job: release, bundled samples, autograde, feedback, export."""
-    prepare_course(course, assignment_ids)
-    runs = []
-    for aid in assignment_ids:
-        write_samples(course, load(aid))
-        runs.append(grade_assignment(course, aid))
-    return runs, export_grades(course)

@@ -8,10 +8,16 @@ with the item's feedback: the comparison row, where it differs, and a hint.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# nbformat validates with jsonschema, which loads the optional IRI checker ``rfc3987_syntax`` when it
+# is installed (Jupyter's event schemas pull it in); that module compiles a grammar for 0.7 s at
+# import. No notebook field is an IRI, and a self-check should start fast: this process goes without.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: `import` raises ImportError
 
 from .assignments import load
 from .harness import ItemReport, grade, summary
