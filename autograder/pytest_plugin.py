@@ -19,14 +19,35 @@ import pytest
 # import. No notebook field is an IRI, and a self-check should start fast: this process goes without.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: `import` raises ImportError
 
-from .assignments import load
-from .harness import ItemReport, grade, summary
-from .hidden_cases import fresh_rng
-from .notebook_code import assignment_of, grading_cells, read_notebook
-from .sandbox import SandboxSource
-from .spec import Assignment
+from typing import TYPE_CHECKING
 
-_REPORTS_KEY = pytest.StashKey[list[tuple[Assignment, list[ItemReport]]]]()
+if TYPE_CHECKING:
+    from .harness import ItemReport
+    from .sandbox.launch import ForkServer
+    from .spec import Assignment
+
+# The kit's grading modules (and torch) are imported inside the hooks, not here: the sandboxed
+# process is started first (``pytest_configure``), so its imports run beside the parent's.
+_REPORTS_KEY = pytest.StashKey[list[tuple["Assignment", list["ItemReport"]]]]()
+_STARTED: list[ForkServer] = []  # a sandboxed process importing already, for the first notebook
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``pytest my_notebook.ipynb``: start the sandboxed process now, before this process imports
+    torch, so the two start-ups overlap (about a second of the self-check)."""
+    if not any(str(arg).split("::")[0].endswith(".ipynb") for arg in config.args):
+        return
+    from .sandbox.isolation import ResourceLimits, choose
+    from .sandbox.launch import ForkServer
+
+    server = ForkServer(choose("limits"), [], ResourceLimits(), one_shot=True)
+    server.spawn()
+    _STARTED.append(server)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _STARTED:
+        _STARTED.pop().close()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -52,6 +73,9 @@ class NotebookFile(pytest.File):
     _error: str | None = None
 
     def collect(self) -> Iterator[pytest.Item]:
+        from .assignments import load
+        from .notebook_code import assignment_of, grading_cells, read_notebook
+
         try:
             nb = read_notebook(self.path)
         except Exception as exc:
@@ -68,8 +92,19 @@ class NotebookFile(pytest.File):
 
     def reports(self) -> dict[str, ItemReport]:
         if self._reports is None:
+            from .harness import grade
+            from .hidden_cases import fresh_rng
+            from .sandbox import SandboxSource
+
             # New hidden cases every run, as in the notebook's own checks.
-            reports = grade(self.assignment, SandboxSource(self.cells), self.assignment.make_cases(fresh_rng()))
+            cases = self.assignment.make_cases(fresh_rng())
+            started = _STARTED.pop() if _STARTED else None
+            source = SandboxSource(self.cells, launcher=started, isolation=started.isolation if started else None)
+            try:
+                reports = grade(self.assignment, source, cases)
+            finally:
+                if started is not None:
+                    started.close()
             self._reports = {r.item.name: r for r in reports}
             self.config.stash.setdefault(_REPORTS_KEY, []).append((self.assignment, reports))
         return self._reports
@@ -113,6 +148,8 @@ class BrokenNotebook(pytest.Item):
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from .harness import summary
+
     for assignment, reports in terminalreporter.config.stash.get(_REPORTS_KEY, []):
         terminalreporter.section(f"score: {assignment.id}")
         terminalreporter.write_line(summary(assignment, reports))

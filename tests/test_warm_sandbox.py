@@ -110,6 +110,25 @@ def test_a_private_path_made_after_the_zygote_started_is_hidden_too(
         server.close()
 
 
+def test_a_one_shot_zygote_at_a_weak_level_serves_one_run_and_empties_nothing(
+        mlp: Assignment, mlp_cases: list[Case]) -> None:
+    """The self-check's early-started process: at the ``limits`` level /tmp is the machine's own."""
+    from autograder.sandbox import Isolation
+
+    marker = Path("/tmp") / f"backprop-kit-marker-{os.getpid()}"
+    marker.write_text("not the sandbox's to remove")
+    server = ForkServer(Isolation("limits", as_root=os.geteuid() == 0), [], FAST.resources, one_shot=True)
+    try:
+        server.spawn()
+        source, reports = _run(mlp, mlp_cases, server, "print('ran')")
+        assert "ran" in _printed(source) and all(r.passed for r in reports)
+        assert marker.read_text() == "not the sandbox's to remove"
+        assert server._proc is None  # it served its run and was let go
+    finally:
+        server.close()
+        marker.unlink()
+
+
 def test_warm_runs_exist_only_inside_bubblewrap(tmp_path: Path) -> None:
     """At a weaker level the zygote's /tmp would be the machine's own, which it empties between runs."""
     from autograder.sandbox import Isolation

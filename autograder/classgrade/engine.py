@@ -18,6 +18,7 @@ worker, a notebook nbgrader refuses) gets its reason in the table; the others go
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -172,12 +173,12 @@ def grade_course(root: Path, assignment_ids: list[str] | None = None, workers: i
         bar.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
         bar.update(1)
 
-    with interrupt.held():
-        # Plans first (fast, no writes): a run where nothing needs a sandbox starts no cluster.
-        planned: list[tuple[Submission, list[GradingPlan]]] = []
+    def planned() -> Iterator[tuple[Submission, list[GradingPlan]]]:
+        """Each submission's plans, made as the workers need them (no writes); a submission with
+        nothing to run in a sandbox (an unreadable notebook) is recorded on the way."""
         for sub in todo:
             if interrupt.requested:
-                break
+                return
             if sub.problem:
                 finish(Outcome(sub, "failed", sub.problem))
                 continue
@@ -187,12 +188,16 @@ def grade_course(root: Path, assignment_ids: list[str] | None = None, workers: i
                 finish(Outcome(sub, "failed", f"could not prepare: {_reason(exc)}"))
                 continue
             if plans:
-                planned.append((sub, plans))
-            else:  # nothing to run in a sandbox (an unreadable notebook): record it now
+                yield sub, plans
+            else:
                 _record_now(course, sub, [], finish, interrupt)
-        if planned and not interrupt.requested:
+
+    with interrupt.held():
+        stream = planned()
+        first = next(stream, None)  # a run where nothing needs a sandbox starts no cluster
+        if first is not None and not interrupt.requested:
             run.workers = workers or os.cpu_count() or 1
-            _grade_on_cluster(run, course, planned, scheduler, finish, interrupt)
+            _grade_on_cluster(run, course, itertools.chain([first], stream), scheduler, finish, interrupt)
     bar.close()
     graded = {o.submission.label for o in run.outcomes}
     run.interrupted = interrupt.requested
@@ -203,9 +208,9 @@ def grade_course(root: Path, assignment_ids: list[str] | None = None, workers: i
     return run
 
 
-def _grade_on_cluster(run: ClassRun, course: Course, planned: list[tuple[Submission, list[GradingPlan]]],  # type: ignore[no-untyped-def]
+def _grade_on_cluster(run: ClassRun, course: Course, planned: Iterator[tuple[Submission, list[GradingPlan]]],  # type: ignore[no-untyped-def]
                       scheduler: str | None, finish, interrupt: _Interrupt) -> None:
-    """Plans out to the workers, verdicts recorded here as they come back."""
+    """Plans out to the workers as they are made, verdicts recorded here as they come back."""
     with _client(run.workers, scheduler) as client:
         client.register_plugin(WarmWorker(course.grading.require_isolation, list(course.grading.hide),
                                           course.grading.limits()))
@@ -222,6 +227,7 @@ def _grade_on_cluster(run: ClassRun, course: Course, planned: list[tuple[Submiss
                                            key=f"grade-{sub.label}-{number}-{plan.key[:12]}")
                     labels[future.key] = sub.label
                     pending.add(future)
+                _drain(course, pending, waiting, labels, finish, interrupt, block=False)
             _drain(course, pending, waiting, labels, finish, interrupt, block=True)
             for future in list(pending.futures):
                 future.cancel()

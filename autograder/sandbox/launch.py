@@ -133,10 +133,13 @@ class ForkServer:
     live beside the jobs folder, never in it: the sandbox sees only the jobs folder, and a fresh one
     each time a zygote starts."""
 
-    def __init__(self, isolation: Isolation, hide: list[str], resources: ResourceLimits) -> None:
-        if isolation.level != "bubblewrap":
+    def __init__(self, isolation: Isolation, hide: list[str], resources: ResourceLimits, one_shot: bool = False
+                 ) -> None:
+        # ``one_shot``: a zygote that serves one run and exits, emptying nothing (a self-check that
+        # wants its sandboxed process importing early); allowed at every level.
+        if isolation.level != "bubblewrap" and not one_shot:
             raise ValueError(f"warm runs need the bubblewrap level (this is {isolation.level!r}); use ColdLauncher")
-        self.isolation, self.hide, self.resources = isolation, hide, resources
+        self.isolation, self.hide, self.resources, self.one_shot = isolation, hide, resources, one_shot
         self.key = (isolation, tuple(hide), resources)
         self.private = Path(tempfile.mkdtemp(prefix="backprop-kit-zygote-"))
         os.chmod(self.private, 0o755)
@@ -144,6 +147,7 @@ class ForkServer:
         self._proc: subprocess.Popen | None = None
         self._buffer = b""
         self._masked: frozenset[str] = frozenset()
+        self._ready = False
         self.starts = 0  # zygotes started (1 unless one died or the hidden paths changed)
 
     def _existing_hidden(self) -> frozenset[str]:
@@ -153,17 +157,37 @@ class ForkServer:
         return frozenset(p for p in self.hide if os.path.lexists(os.path.realpath(p)))
 
     def _ensure(self) -> subprocess.Popen:
-        if self._proc is not None and self._proc.poll() is None and self._masked == self._existing_hidden():
-            return self._proc
+        alive = self._proc is not None and self._proc.poll() is None and self._masked == self._existing_hidden()
+        if not alive:
+            self.spawn()
+        if not self._ready:
+            self._await_ready()
+        assert self._proc is not None
+        return self._proc
+
+    def _await_ready(self) -> None:
+        if self._read_line(ZYGOTE_START_S) != "ready":
+            log_tail = self.log_tail()
+            self._stop()
+            raise ZygoteGone(f"the warm sandbox process did not start: {log_tail}")
+        self._ready = True
+
+    def spawn(self) -> None:
+        """Start a zygote without waiting for it to finish importing."""
         self._stop()
+        self._ready = False
         self._masked = self._existing_hidden()
         _remove(self.jobs)
         self.jobs.mkdir()
         os.chmod(self.jobs, 0o755)
         commands_r, commands_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        python = [sys.executable, *PYTHON_FLAGS, "-m", "autograder.sandbox.zygote", str(INSIDE)]
-        env = dict(child_env("/tmp/zygote-home"), BACKPROP_KIT_PRIVATE_SCRATCH="1")
+        private_tmp = self.isolation.level == "bubblewrap"
+        inside = INSIDE if private_tmp else self.jobs
+        python = [sys.executable, *PYTHON_FLAGS, "-m", "autograder.sandbox.zygote", str(inside)]
+        env = child_env("/tmp/zygote-home" if private_tmp else str(self.private / "home"))
+        if not self.one_shot:
+            env["BACKPROP_KIT_PRIVATE_SCRATCH"] = "1"  # the zygote empties /tmp between runs: only its own
 
         def in_child() -> None:  # fds 3 and 4 are the protocol's, whatever numbers the pipes got
             high_r, high_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (commands_r, replies_w))
@@ -172,7 +196,7 @@ class ForkServer:
             set_limits(self.resources)
 
         with open(self.private / "zygote_log.txt", "ab") as log:
-            self._proc = subprocess.Popen(bwrap_command(self.jobs, self.hide, self.resources, python),
+            self._proc = subprocess.Popen(_wrap(self.isolation, self.jobs, self.hide, self.resources, python),
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.private,
                                           env=env, start_new_session=True, pass_fds=(3, 4), preexec_fn=in_child)
         os.close(commands_r)
@@ -180,11 +204,6 @@ class ForkServer:
         self._commands, self._replies = commands_w, replies_r
         self._buffer = b""
         self.starts += 1
-        if self._read_line(ZYGOTE_START_S) != "ready":
-            log_tail = self.log_tail()
-            self._stop()
-            raise ZygoteGone(f"the warm sandbox process did not start: {log_tail}")
-        return self._proc
 
     def log_tail(self) -> str:
         """The end of the zygote's own log (kept where no sandbox sees it)."""
@@ -236,7 +255,7 @@ class ForkServer:
 
     def start(self, run: Path) -> ChildHandle:
         try:
-            if self._proc is None or self._proc.poll() is not None or run.parent != self.jobs:
+            if self._proc is None or self._proc.poll() is not None or not self._ready or run.parent != self.jobs:
                 raise ZygoteGone("the warm sandbox process ended before the run started")
             self._send(f"run {run.name}")
         except (OSError, ZygoteGone) as exc:

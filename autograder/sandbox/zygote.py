@@ -188,10 +188,11 @@ def _read_line() -> str | None:
 
 def main(jobs_dir: str) -> None:
     jobs = Path(jobs_dir)
-    if os.environ.get("BACKPROP_KIT_PRIVATE_SCRATCH") != "1":  # emptying /tmp is only for a private one
-        raise SystemExit("the zygote runs only in a bubblewrap sandbox with a private /tmp")
+    # Serving several runs means emptying /tmp between them, which is only right for the private
+    # /tmp of a bubblewrap sandbox (the launcher says so); otherwise serve one run and empty nothing.
+    serves_many = os.environ.get("BACKPROP_KIT_PRIVATE_SCRATCH") == "1"
     autograder.assignments.warm_up()
-    mounts = _mount_points()
+    mounts = _mount_points() if serves_many else frozenset()
     # Not dumpable: a child running student code as the same user may not ptrace this process or
     # read its memory through /proc (inherited by the children, which need neither).
     _LIBC.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -207,9 +208,9 @@ def main(jobs_dir: str) -> None:
         if pid == 0:
             _child(jobs, token)
         code = _wait(pid, token)
-        clean = _scratch_is_clean(mounts)
+        clean = serves_many and _scratch_is_clean(mounts)
         _reply(f"exit {token} {code}" + ("" if clean else " retire"))
-        if not clean:  # what this run left cannot be removed: the next run gets a fresh sandbox
+        if not clean:  # a one-run zygote, or what this run left cannot be removed: the next run gets a new one
             return
 
 
