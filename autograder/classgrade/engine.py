@@ -25,7 +25,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,9 @@ class Outcome:
     worker_seconds: float = 0.0   # the sandboxed runs and comparisons, on a worker
     record_seconds: float = 0.0   # nbgrader's autograde writing the grade, in the coordinator
     worker: tuple[int, int] = (0, 0)  # (worker pid, zygotes that worker had started by then)
+
+
+Finish = Callable[["Outcome"], None]  # records an outcome in the run and moves the progress bar
 
 
 @dataclass
@@ -208,8 +211,8 @@ def grade_course(root: Path, assignment_ids: list[str] | None = None, workers: i
     return run
 
 
-def _grade_on_cluster(run: ClassRun, course: Course, planned: Iterator[tuple[Submission, list[GradingPlan]]],  # type: ignore[no-untyped-def]
-                      scheduler: str | None, finish, interrupt: _Interrupt) -> None:
+def _grade_on_cluster(run: ClassRun, course: Course, planned: Iterator[tuple[Submission, list[GradingPlan]]],
+                      scheduler: str | None, finish: Finish, interrupt: _Interrupt) -> None:
     """Plans out to the workers as they are made, verdicts recorded here as they come back."""
     with _client(run.workers, scheduler) as client:
         client.register_plugin(WarmWorker(course.grading.require_isolation, list(course.grading.hide),
@@ -235,7 +238,7 @@ def _grade_on_cluster(run: ClassRun, course: Course, planned: Iterator[tuple[Sub
         run.peak_total_bytes = memory.peaks["all"]
 
 
-def _record_now(course: Course, sub: Submission, verdicts: list[Verdicts], finish,  # type: ignore[no-untyped-def]
+def _record_now(course: Course, sub: Submission, verdicts: list[Verdicts], finish: Finish,
                 interrupt: _Interrupt) -> None:
     start = time.perf_counter()
     interrupt.writing = True
@@ -252,8 +255,8 @@ def _record_now(course: Course, sub: Submission, verdicts: list[Verdicts], finis
     finish(Outcome(sub, "failed" if error else "graded", error or "", seconds, recorded, worker))
 
 
-def _drain(course: Course, pending: as_completed, waiting: dict, labels: dict[str, str], finish,  # type: ignore[no-untyped-def]
-           interrupt: _Interrupt, block: bool) -> None:
+def _drain(course: Course, pending: as_completed, waiting: dict[str, tuple[Submission, int, list[Verdicts]]],
+           labels: dict[str, str], finish: Finish, interrupt: _Interrupt, block: bool) -> None:
     """Record every submission whose verdicts are all back; with ``block``, until none is left."""
     while not pending.is_empty():
         if interrupt.requested:
