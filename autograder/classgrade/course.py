@@ -67,12 +67,12 @@ def load_course_config(root: Path) -> Config:
 
 def _digest_tree(base: Path, digest: hashlib._Hash | None = None, suffix: str = "") -> hashlib._Hash:
     """Names and contents of every file under ``base`` (links by their target, never followed;
-    checkpoints left out), streamed."""
+    checkpoints and Python's bytecode caches left out: they change without the sources), streamed."""
     digest = digest or hashlib.sha256()
     for folder, dirs, files in os.walk(base):
-        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
+        dirs[:] = sorted(d for d in dirs if d not in (".ipynb_checkpoints", "__pycache__"))
         for name in sorted(files):
-            if not name.endswith(suffix):
+            if not name.endswith(suffix) or name.endswith(".pyc"):
                 continue
             path = os.path.join(folder, name)
             digest.update(os.fsencode(os.path.relpath(path, base)) + b"\0")
