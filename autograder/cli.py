@@ -89,13 +89,13 @@ def _demo(args: argparse.Namespace) -> int:
         if done.returncode != 0:
             print(f"nbgrader generate_feedback {aid} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
     grades_csv = export_grades(course)
-    table = format_class_run(run, samples=True)
-    print(table)
+    runs = assignment_runs(run, samples=True)
+    print(format_class_run(run, runs))
     print(f"gradebook: {course / 'gradebook.db'}")
     print(f"grades:    {grades_csv}")
     print(f"feedback:  {course / 'feedback'}/<student>/<assignment>/<notebook>.html")
     print(f"total time {time.perf_counter() - start:.1f} s (release, grading, feedback, export)")
-    unexpected = [f"{r.assignment.id}/{row.student}" for r in assignment_runs(run, samples=True) for row in r.rows
+    unexpected = [f"{r.assignment.id}/{row.student}" for r in runs for row in r.rows
                   if row.expected.startswith("UNEXPECTED")]
     if unexpected:
         print(f"samples graded differently than they were made to show: {unexpected}", file=sys.stderr)

@@ -28,9 +28,9 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from ..nbgrader_plugin import SandboxedGrading
+from ..pipeline import NBGRADER_CONFIG
 from .plan import GradingPlan
 
-NBGRADER_CONFIG = "nbgrader_config.py"
 KIT_PACKAGE = Path(__file__).resolve().parents[1]
 
 

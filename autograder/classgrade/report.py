@@ -51,7 +51,7 @@ def assignment_runs(run: ClassRun, samples: bool = False) -> list[AssignmentRun]
         rows = [r for r in collect_rows(course.root, assignment, reasons, course.course_id, course.db_url)
                 if r.student in outcomes]
         for student in sorted(set(outcomes) - {r.student for r in rows}):
-            rows.append(StudentRow(student, 0.0, float(sum(i.points for i in assignment.items)), reasons[student],
+            rows.append(StudentRow(student, 0.0, float(assignment.total_points), reasons[student],
                                    [i.name for i in assignment.items]))
         for row in rows:
             if row.status.startswith("NOT GRADED"):
@@ -63,5 +63,6 @@ def assignment_runs(run: ClassRun, samples: bool = False) -> list[AssignmentRun]
     return runs
 
 
-def format_class_run(run: ClassRun, samples: bool = False) -> str:
-    return "\n".join([summary_line(run), *(format_run(r) for r in assignment_runs(run, samples))])
+def format_class_run(run: ClassRun, runs: list[AssignmentRun] | None = None) -> str:
+    """The summary line and the tables (``runs``: the rows already read, else read now)."""
+    return "\n".join([summary_line(run), *(format_run(r) for r in (runs or assignment_runs(run)))])

@@ -22,6 +22,7 @@ import os
 import secrets
 import select
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,33 @@ def _wrap(isolation: Isolation, shared: Path, hide: list[str], resources: Resour
     return python
 
 
+def _end(proc: subprocess.Popen) -> None:
+    """End a process started in a session of its own, with everything in it, and reap it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def tail_of(path: Path, max_bytes: int) -> str:
+    """The end of a log, at most ``max_bytes``; nothing if it is anything but a regular file (a child
+    may have replaced its log by a FIFO or a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        os.lseek(fd, max(0, info.st_size - max_bytes), os.SEEK_SET)
+        return os.read(fd, max_bytes).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class _Process:
     proc: subprocess.Popen
@@ -92,12 +120,7 @@ class _Process:
         return self.proc.poll()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
+        _end(self.proc)
 
 
 class ColdLauncher:
@@ -207,12 +230,7 @@ class ForkServer:
 
     def log_tail(self) -> str:
         """The end of the zygote's own log (kept where no sandbox sees it)."""
-        try:
-            with open(self.private / "zygote_log.txt", "rb") as fh:
-                fh.seek(max(0, os.path.getsize(self.private / "zygote_log.txt") - 2000))
-                return fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return tail_of(self.private / "zygote_log.txt", 2000)
 
     def restart(self) -> None:
         """A fresh zygote for the next run (the last one did not start a child)."""
@@ -272,12 +290,7 @@ class ForkServer:
                 except OSError:
                     pass
         self._commands = self._replies = None  # type: ignore[assignment]
-        if self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, 9)
-            except ProcessLookupError:
-                pass
-        self._proc.wait()
+        _end(self._proc)
         self._proc = None
 
     def close(self) -> None:

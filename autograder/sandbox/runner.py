@@ -28,7 +28,7 @@ import torch
 from ..harness import Call
 from ..invoke import CallOutcome
 from .isolation import Isolation, IsolationUnavailable, ResourceLimits, choose
-from .launch import Launcher, launcher_for, prepare_run
+from .launch import Launcher, launcher_for, prepare_run, tail_of
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class SandboxSource:
         finally:
             child.kill()
         latest = step if step.endswith("(killed)") else (_last_step(job / "status") or step)
-        self.student_output += _tail(job.parent / "child_log.txt", 20_000)
+        self.student_output += tail_of(job.parent / "child_log.txt", 20_000)  # capped only by RLIMIT_FSIZE
         error = read_job_file(job / "child_error.txt", 20_000)
         self._last_child_error = (error.decode("utf-8", "replace") if error else self.student_output[-3000:]
                                   ) + getattr(child, "reason", "")
@@ -290,23 +290,6 @@ def _last_step(path: Path) -> str:
     """The step the child began last (``skip-cell`` and ``tamper`` lines are notes, not steps)."""
     lines = [ln for ln in _status_lines(path) if ln.startswith(("cell ", "call ", "done"))]
     return lines[-1] if lines else ""
-
-
-def _tail(path: Path, max_bytes: int) -> str:
-    """The end of a log the child wrote (its size is capped only by RLIMIT_FSIZE); nothing if the
-    child replaced it by anything but a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return ""
-        os.lseek(fd, max(0, info.st_size - max_bytes), os.SEEK_SET)
-        return os.read(fd, max_bytes).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

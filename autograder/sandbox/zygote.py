@@ -1,6 +1,6 @@
 """The warm process inside the sandbox: imports everything once, then forks one child per run.
 
-Started by ``forkserver.ForkServer`` inside the same isolation as a cold child
+Started by ``launch.ForkServer`` inside the same isolation as a cold child
 (``python -m autograder.sandbox.zygote JOBS``, with ``JOBS`` the only folder shared with the grader).
 Importing torch, IPython, matplotlib and the kit and filling the data caches takes 1.2-1.6 s; a fork
 of this process takes milliseconds, so a class of submissions pays it once per worker.
@@ -19,8 +19,6 @@ to their job's log): ``run TOKEN`` -> ``exit TOKEN CODE``; ``kill TOKEN`` ends t
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import re
 import select
@@ -42,10 +40,10 @@ import matplotlib.pyplot  # noqa: E402,F401  (what the notebooks import, paid on
 import autograder.assignments  # noqa: E402
 from autograder.sandbox import cells  # noqa: E402,F401
 from autograder.sandbox.child import run_job  # noqa: E402
+from autograder.sandbox.isolation import _LIBC, _PR_SET_PDEATHSIG  # noqa: E402
 
 COMMANDS_FD, REPLIES_FD = 3, 4
-_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_PR_SET_DUMPABLE = 4
 SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 
