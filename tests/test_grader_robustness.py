@@ -19,11 +19,12 @@ from autograder.spec import Assignment, Case
 from conftest import FIGURES, solution_notebook, with_answers
 
 ATTACKS = {
-    # the status file the grader polls becomes a FIFO: a plain open() would block the grader forever
-    "backward_b2": ("import os\n"
-                    "def backward_b2(dlogits):\n"
+    # the status file the grader polls becomes a FIFO: a plain open() would block the grader forever,
+    # and a grader that read the name would lose sight of the steps after it (and of "done")
+    "backward_b1": ("import os\n"
+                    "def backward_b1(dhprebn):\n"
                     "    os.unlink('status'); os.mkfifo('status')\n"
-                    "    return dlogits.sum(0)\n"),
+                    "    return dhprebn.sum(0)\n"),
     # a forged 'could not hide' note: at the bubblewrap level it must not stop the grade
     "backward_bnbias": ("def backward_bnbias(dhpreact):\n"
                         "    open('status', 'a').write('isolation could not hide: everything\\n')\n"
@@ -58,7 +59,11 @@ def attacked(mlp: Assignment, mlp_cases: list[Case]) -> tuple[dict, SandboxSourc
 def test_a_fifo_in_place_of_the_status_file_does_not_hang_the_grader(attacked) -> None:
     reports, _, seconds = attacked
     assert seconds < 300  # bounded by the per-step limits and restarts, not by the attacker
-    assert reports["db2"].passed  # its answer is right: the trick cost the grader nothing, and it nothing
+    # its answer is right: the trick cost the grader nothing, and it nothing; the steps after it were
+    # still followed (a grader blind to them would blame the last step it saw)
+    assert reports["db1"].passed and reports["demb"].passed and reports["dC"].passed
+    failed = {name for name, report in reports.items() if not report.passed}
+    assert failed == {"dlogprobs", "ex2_dlogits", "ex4_backward"}  # the attacks' own, below, and no other
 
 
 def test_a_forged_isolation_note_does_not_lose_the_grade(attacked) -> None:
@@ -133,3 +138,24 @@ def test_a_job_folder_swapped_for_a_link_is_not_read(mlp: Assignment, mlp_cases:
     report = grade(mlp, source, mlp_cases, [mlp.item("dlogprobs")])[0]
     assert report.earned == 0 and "replaced its job folder" in report.problem
     assert source.tampering == ["replaced the grader's job folder"]
+
+
+def test_a_forged_done_line_does_not_stall_or_break_the_grade(mlp: Assignment, mlp_cases: list[Case]) -> None:
+    """'done' written by the answer itself, which then never returns (its own time-out caught): the
+    grader gives it seconds, not the start-up allowance, and fails what is left as tampering instead
+    of taking the run for a sandbox that could not start."""
+    forged = ("def backward_b2(dlogits):\n"
+              "    open('status', 'a').write('done\\n')\n"
+              "    while True:\n"
+              "        try:\n"
+              "            while True:\n"
+              "                pass\n"
+              "        except BaseException:\n"
+              "            pass\n")
+    nb = with_answers(solution_notebook(), {"backward_b2": forged})
+    source = SandboxSource(grading_cells(nb, mlp), limits=Limits(per_call_s=2, per_cell_s=5))
+    start = time.perf_counter()
+    reports = {r.item.name: r for r in grade(mlp, source, mlp_cases, [mlp.item("db2"), mlp.item("dh")])}
+    assert time.perf_counter() - start < 60  # not the 90 s start-up allowance
+    assert not reports["db2"].passed and "said it was done" in reports["db2"].problem
+    assert source.tampering == ["wrote the grader's 'done' line and kept running"]

@@ -79,7 +79,7 @@ class SandboxSource:
             with launcher.run_folder() as run:
                 job = prepare_run(run, self.isolation)
                 made = _identity(run), _identity(job)
-                stuck = self._run_child(launcher, job, pending, skip_cells)
+                stuck, status = self._run_child(launcher, job, pending, skip_cells)
                 if (_identity(run), _identity(job)) != made:
                     # The child swapped its folder for a link or another folder (possible where the
                     # shared folder is writable to it: an unprivileged grader's warm runs). Nothing in
@@ -89,7 +89,6 @@ class SandboxSource:
                         outcomes[call.key] = CallOutcome(error="tampered with the grader: replaced its job folder",
                                                          used_autograd=True)
                     break
-                status = _status_lines(job / "status")
                 skip_cells |= _lines_with(status, "skip-cell ")
                 if self.isolation.level == "namespaces":
                     _refuse_unhidden(status)
@@ -123,6 +122,14 @@ class SandboxSource:
                 for call in [c for c in pending if c.key.split("@")[0] == item]:
                     outcomes.setdefault(call.key, CallOutcome(error="not run: an earlier case of this item failed"))
                     pending.remove(call)
+            elif stuck.startswith("done"):
+                # Only the child's last line, once every call has run, is "done": one that kept on
+                # running after it wrote the line itself. Nothing more of it is run.
+                self.tampering.append("wrote the grader's 'done' line and kept running")
+                for call in pending:
+                    outcomes[call.key] = CallOutcome(error="tampered with the grader: said it was done and kept running",
+                                                     used_autograd=True)
+                break
             elif hasattr(launcher, "restart") and not start_failed:
                 start_failed = True  # a warm zygote that died between runs: once more, with a fresh one
                 launcher.restart()
@@ -136,9 +143,10 @@ class SandboxSource:
 
     _last_child_error: str = ""
 
-    def _run_child(self, launcher: Launcher, job: Path, calls: Sequence[Call], skip_cells: set[int]) -> str:
+    def _run_child(self, launcher: Launcher, job: Path, calls: Sequence[Call],
+                   skip_cells: set[int]) -> tuple[str, list[str]]:
         """Run one child until it finishes or a step outlives its limit; return the step it was in
-        (empty when it finished)."""
+        (empty when it finished) and the lines of its status file."""
         assert self.isolation is not None
         torch.save({"cells": list(self.cells), "skip_cells": sorted(skip_cells),
                     "outputs_known": sorted(self.cell_outputs),
@@ -146,31 +154,35 @@ class SandboxSource:
                     "calls": [(c.key, c.function, c.args, c.arg_names, c.watch) for c in calls],
                     "per_call_s": self.limits.per_call_s, "per_cell_s": self.limits.per_cell_s,
                     "max_output_bytes": self.limits.output_bytes_per_cell}, job / "job.pt")
-        child = launcher.start(job.parent)
-        step, since = "start", time.monotonic()
-        try:
-            while child.poll() is None:
-                time.sleep(0.02)
-                latest = _last_step(job / "status")
-                if latest and latest != step:
-                    step, since = latest, time.monotonic()
-                if time.monotonic() - since > self._allowance(step):
-                    step += " (killed)"
-                    break
-        finally:
-            child.kill()
-        latest = step if step.endswith("(killed)") else (_last_step(job / "status") or step)
+        with StatusFile(job / "status") as status:
+            child = launcher.start(job.parent)
+            step, since = "start", time.monotonic()
+            try:
+                while child.poll() is None:
+                    time.sleep(0.02)
+                    latest = _last_step(status.lines())
+                    if latest and latest != step:
+                        step, since = latest, time.monotonic()
+                    if time.monotonic() - since > self._allowance(step):
+                        step += " (killed)"
+                        break
+            finally:
+                child.kill()
+            lines = status.lines()
+        latest = step if step.endswith("(killed)") else (_last_step(lines) or step)
         self.student_output += tail_of(job.parent / "child_log.txt", 20_000)  # capped only by RLIMIT_FSIZE
         error = read_job_file(job / "child_error.txt", 20_000)
         self._last_child_error = (error.decode("utf-8", "replace") if error else self.student_output[-3000:]
                                   ) + getattr(child, "reason", "")
-        return "" if latest == "done" else latest
+        return ("" if latest == "done" else latest), lines
 
     def _allowance(self, step: str) -> float:
         if step.startswith("cell "):
             return self.limits.per_cell_s + 5
         if step.startswith("call "):
             return self.limits.per_call_s + 5
+        if step == "done":
+            return 5.0  # after its last line the child only exits
         return self.limits.startup_s
 
     def _collect(self, job: Path, calls: Sequence[Call], outcomes: dict[str, CallOutcome]) -> set[str]:
@@ -255,9 +267,31 @@ def stuck_message(reason: str, limits: Limits) -> str:
     return "crashed the grading process (out of memory, or the process exited)"
 
 
-def _status_lines(path: Path) -> list[str]:
-    data = read_job_file(path, 4 * 1024**2)
-    return data.decode("utf-8", "replace").splitlines() if data else []
+class StatusFile:
+    """The child's status file, read through a descriptor the grader opened before the child started.
+
+    The child appends a line before each step to the file it opened at start. Student code may
+    unlink the name, or put a FIFO or a link in its place; the grader still reads the file both
+    processes opened, so it never blocks, and never loses sight of the step the child is in (or of
+    its "done")."""
+
+    MAX_BYTES = 4 * 1024**2
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            raise SandboxError(f"{path} is not the status file the grader made")
+
+    def lines(self) -> list[str]:
+        data = os.pread(self._fd, self.MAX_BYTES, 0)
+        return data.decode("utf-8", "replace").splitlines()
+
+    def __enter__(self) -> StatusFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
 
 
 def _lines_with(status: list[str], prefix: str) -> set[int]:
@@ -286,9 +320,9 @@ def _tamper_reasons(status: list[str]) -> list[str]:
     return [ln.removeprefix("tamper ")[:300] for ln in status if ln.startswith("tamper ")]
 
 
-def _last_step(path: Path) -> str:
+def _last_step(status: list[str]) -> str:
     """The step the child began last (``skip-cell`` and ``tamper`` lines are notes, not steps)."""
-    lines = [ln for ln in _status_lines(path) if ln.startswith(("cell ", "call ", "done"))]
+    lines = [ln for ln in status if ln.startswith(("cell ", "call ", "done"))]
     return lines[-1] if lines else ""
 
 
