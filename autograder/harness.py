@@ -9,7 +9,9 @@ in this process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+import functools
+import importlib
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +34,31 @@ class Call:
     args: tuple[object, ...]
     arg_names: tuple[str | int, ...]
     watch: tuple[str, ...] = ()  # other graded functions whose use is recorded
+    driver: str | None = None     # see ``Item.driver``
+    uses: tuple[str, ...] = ()
+
+
+def bind(call: Call, namespace: Mapping[str, object]) -> Callable[..., object] | str:
+    """What a call runs, from the student's namespace: their function, or the kit's driver bound to
+    the student's objects (``Item.driver``); or, if a name is missing, the message that says so.
+    Used alike in the student's kernel and in the sandboxed child."""
+    found = []
+    for name in (call.function, *call.uses):
+        obj = namespace.get(name)
+        if not callable(obj):
+            return missing_function_message(name)
+        found.append(obj)
+    if call.driver is None:
+        return found[0]
+    return functools.partial(load_driver(call.driver), *found)
+
+
+def load_driver(path: str) -> Callable[..., object]:
+    """A driver named ``"autograder.<module>:<function>"``: only the kit's own code drives a check."""
+    module, _, name = path.partition(":")
+    if not (module == "autograder" or module.startswith("autograder.")) or not name:
+        raise ValueError(f"a driver must be the kit's own function, not {path!r}")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 class FunctionSource(Protocol):
@@ -49,9 +76,9 @@ class NamespaceSource:
     def run(self, calls: Sequence[Call]) -> dict[str, CallOutcome]:
         outcomes: dict[str, CallOutcome] = {}
         for call in calls:
-            fn = self.namespace.get(call.function)
-            if not callable(fn):
-                outcomes[call.key] = CallOutcome(error=missing_function_message(call.function))
+            fn = bind(call, self.namespace)
+            if isinstance(fn, str):
+                outcomes[call.key] = CallOutcome(error=fn)
                 continue
             outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds, self.namespace, call.watch)
         return outcomes
@@ -128,7 +155,8 @@ def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: S
     items = answers_before_they_are_given(items, cases[0]) if cases else list(items)
     return [Call(key=_call_key(item, i), function=item.function,
                  args=tuple(case.resolve(a) for a in item.args), arg_names=item.args,
-                 watch=tuple(f for f in graded_functions if f != item.function))
+                 watch=tuple(f for f in graded_functions if f != item.function),
+                 driver=item.driver, uses=item.uses)
             for item in items for i, case in enumerate(cases)]
 
 

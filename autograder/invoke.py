@@ -139,7 +139,10 @@ def _student_traceback(exc: BaseException) -> str:
 def recording_calls(namespace: MutableMapping[str, object] | None, names: Sequence[str],
                     called: list[str]) -> Iterator[None]:
     """Within the block, calls to the functions ``names`` in ``namespace`` are recorded in ``called``."""
-    originals = {n: namespace[n] for n in names if namespace is not None and callable(namespace.get(n))}
+    # Plain functions only: a class stood in for by a recording function would break the student's
+    # own ``isinstance(other, Value)``.
+    originals = {n: namespace[n] for n in names
+                 if namespace is not None and isinstance(namespace.get(n), types.FunctionType)}
 
     def wrap(name: str, fn: Callable[..., object]) -> Callable[..., object]:
         def recorded(*args: object, **kwargs: object) -> object:

@@ -339,7 +339,7 @@ class SandboxedGrading(NbGraderPreprocessor):
         given = {c.source for c in release_notebook(_coursedir(self), aid, info.get("notebook") or aid).cells}
         code = [(i, c.source) for i, c in enumerate(nb.cells)
                 if c.cell_type == "code" and not is_test_cell(c) and c.source not in given]
-        flags = [str(f) for f in review(code)]
+        flags = [str(f) for f in review(code, allowed=load(aid).review_allows)]
         flags += [f"the sandbox's guard ended the process: {t}" for t in source.tampering]
         flags += [f"item {r.item.name}: {r.problem}" for r in reports if r.problem and "not allowed" in r.problem]
         meta["grading"] = {"isolation": source.isolation_note, "review": flags,

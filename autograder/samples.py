@@ -18,8 +18,8 @@ KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def answer_cell_index(nb: NotebookNode, function: str) -> int:
-    """The answer cell that defines ``function``."""
-    pattern = re.compile(rf"^def {re.escape(function)}\(", re.MULTILINE)
+    """The answer cell that defines ``function`` (or the class of that name)."""
+    pattern = re.compile(rf"^(?:def {re.escape(function)}\(|class {re.escape(function)}\b)", re.MULTILINE)
     for index, cell in enumerate(nb.cells):
         if cell.metadata.get("nbgrader", {}).get("solution") and pattern.search(cell.source):
             return index

@@ -61,6 +61,12 @@ class Item:
     hint: str | None = None  # shown whenever this item fails
     expected: Callable[[Case], Expected] | None = None
     output: int | str | None = None  # the function returns a tuple (dict); this item checks that element (key)
+    # An exercise that is a class (micrograd's ``Value``), not a tensor function: the kit's ``driver``
+    # ("module:function", kit code) is called as ``driver(student object, *used objects, *args)`` in
+    # place of the student's function, builds what it checks from the student's objects, and returns
+    # tensors. ``uses`` names further student objects it needs (the ``MLP`` a ``train`` loop trains).
+    driver: str | None = None
+    uses: tuple[str, ...] = ()
 
     def expected_for(self, case: Case) -> Expected:
         return self.expected(case) if self.expected is not None else case.grads[self.name]
@@ -84,6 +90,9 @@ class Assignment:
     samples: tuple["Sample", ...] = field(default=())
     # Inclusive (low, high) of each size a hidden case draws, by Config field: for docs and tests.
     hidden_size_ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # Names the static review (``static_review``) does not flag in this assignment's answers: in
+    # micrograd, writing ``backward`` and ``_backward`` is the exercise itself.
+    review_allows: frozenset[str] = frozenset()
 
     def item(self, name: str) -> Item:
         for it in self.items:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, is_dataclass
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +32,7 @@ AXES: dict[str, Callable[[Any], list[int]]] = {
     "cnn_backprop": lambda c: [c.batch_size, c.context, c.n_embd, c.h1, c.h2, (c.context + 1) // 2,
                                3 * c.n_embd, 3 * c.h1, 9],
     "gru_backprop": lambda c: [c.batch_size, c.context, c.n_embd, c.hidden, 3 * c.hidden, 27],
+    "micrograd": lambda c: [c.n_inputs, c.hidden1, c.hidden2, c.n_examples, c.chain, c.steps],
 }
 
 
@@ -40,8 +41,26 @@ def module_of(aid: str) -> ModuleType:
 
 
 def tensors(case: Case) -> dict[str, Tensor]:
-    """Every input and reference gradient of a case, by name."""
-    named = {k: v for k, v in case.values.items() if isinstance(v, Tensor)}
+    """Every input and reference gradient of a case, by path (into dicts, lists and dataclasses:
+    micrograd's inputs are graphs and network specs)."""
+    named: dict[str, Tensor] = {}
+
+    def walk(path: str, value: object) -> None:
+        if isinstance(value, Tensor):
+            named[path] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{path}[{k}]", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{path}[{i}]", v)
+        elif is_dataclass(value) and not isinstance(value, type):
+            for f in fields(value):
+                walk(f"{path}.{f.name}", getattr(value, f.name))
+
+    for k, v in case.values.items():
+        if k != "f":  # a forward pass (f) repeats the tensors named beside it
+            walk(k, v)
     return {**named, **{f"grad:{k}": v for k, v in case.grads.items()}}
 
 
@@ -141,6 +160,11 @@ def test_same_student_same_cases_other_student_or_secret_other_cases(assignment:
 def test_case_zero_is_always_the_notebooks_batch(assignment: Assignment) -> None:
     module = module_of(assignment.id)
     notebook = module.make_case("the notebook's batch", module.NOTEBOOK_CONFIG, module.NOTEBOOK_SEED)
+    for rng in (random.Random(1), course_rng(SECRET, assignment.id, "alice"), fresh_rng()):
+        case = assignment.make_cases(rng)[0]
+        assert case.label == "the notebook's batch" and same_tensors(case, notebook)
+    if not hasattr(module, "Forward"):
+        return  # micrograd: no forward pass of tensors; its notebook's numbers are constants of the module
     params, *data = module.setup()  # what the notebook itself computes
     data_names = [f.name for f in fields(module.Forward)][:len(data)]  # the forward pass starts with its data
     for rng in (random.Random(1), course_rng(SECRET, assignment.id, "alice"), fresh_rng()):

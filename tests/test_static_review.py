@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder.assignments import assignment_ids
+from autograder.assignments import assignment_ids, load
 from autograder.static_review import review
 
 from conftest import KIT_ROOT
@@ -16,7 +16,18 @@ def test_the_solutions_raise_no_flag(aid: str) -> None:
     nb = nbformat.read(str(KIT_ROOT / "solutions" / aid / f"{aid}.ipynb"), as_version=4)
     answers = [(i, c.source) for i, c in enumerate(nb.cells)
                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
-    assert answers and review(answers) == []
+    assert answers and review(answers, allowed=load(aid).review_allows) == []
+
+
+def test_what_an_assignment_allows_is_only_its_exercise() -> None:
+    """micrograd's students write backward() and _backward: not flagged there, still flagged
+    elsewhere, and autograd itself is flagged in micrograd too."""
+    allows = load("micrograd").review_allows
+    engine = "def backward(self):\n    for node in reversed(order):\n        node._backward()\n"
+    assert review([(0, engine)], allowed=allows) == []
+    assert review([(0, engine)]) != []
+    delegates = "def tanh(self):\n    return torch.autograd.grad(torch.tanh(x), x)\n"
+    assert [f.reason for f in review([(0, delegates)], allowed=allows)] == ["uses `autograd` (autograd)"]
 
 
 FLAGGED = {

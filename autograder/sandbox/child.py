@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..harness import missing_function_message
+from ..harness import bind
 from ..invoke import CallOutcome, invoke, time_limit
 from .cells import CellRunner
 from .guard import disarm_switches, exclude_autograd_for_good, no_graph_mode, seal_interpreter, trusted_roots
@@ -79,14 +79,15 @@ def main(job_dir: str) -> None:
 
     namespace = runner.namespace
     hung_items: set[str] = set()
-    for number, (key, function, args, arg_names, watch) in enumerate(spec["calls"]):
+    for number, call in enumerate(spec["calls"]):
+        key, args, arg_names, watch = call.key, call.args, call.arg_names, call.watch
         status.write(f"call {key}\n")
-        fn = namespace.get(function)
+        fn = bind(call, namespace)
         item = key.split("@")[0]
         if item in hung_items:
             outcome = CallOutcome(error="not run: an earlier case of this item did not finish")
-        elif not callable(fn):
-            outcome = CallOutcome(error=missing_function_message(function))
+        elif isinstance(fn, str):
+            outcome = CallOutcome(error=fn)
         else:
             seen = len(refusals)
             try:

@@ -151,7 +151,7 @@ class SandboxSource:
         torch.save({"cells": list(self.cells), "skip_cells": sorted(skip_cells),
                     "outputs_known": sorted(self.cell_outputs),
                     "hide": list(self.hide) if self.isolation.level == "namespaces" else [],
-                    "calls": [(c.key, c.function, c.args, c.arg_names, c.watch) for c in calls],
+                    "calls": list(calls),
                     "per_call_s": self.limits.per_call_s, "per_cell_s": self.limits.per_cell_s,
                     "max_output_bytes": self.limits.output_bytes_per_cell}, job / "job.pt")
         with StatusFile(job / "status") as status:
