@@ -38,10 +38,12 @@ class Call:
     uses: tuple[str, ...] = ()
 
 
-def bind(call: Call, namespace: Mapping[str, object]) -> Callable[..., object] | str:
+def bind(call: Call, namespace: Mapping[str, object],
+         drivers: Mapping[str, Callable[..., object]] | None = None) -> Callable[..., object] | str:
     """What a call runs, from the student's namespace: their function, or the kit's driver bound to
     the student's objects (``Item.driver``); or, if a name is missing, the message that says so.
-    Used alike in the student's kernel and in the sandboxed child."""
+    Used alike in the student's kernel and in the sandboxed child, which passes the ``drivers`` it
+    loaded before any student code ran."""
     found = []
     for name in (call.function, *call.uses):
         obj = namespace.get(name)
@@ -50,7 +52,8 @@ def bind(call: Call, namespace: Mapping[str, object]) -> Callable[..., object] |
         found.append(obj)
     if call.driver is None:
         return found[0]
-    return functools.partial(load_driver(call.driver), *found)
+    driver = drivers[call.driver] if drivers is not None else load_driver(call.driver)
+    return functools.partial(driver, *found)
 
 
 def load_driver(path: str) -> Callable[..., object]:

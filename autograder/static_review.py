@@ -52,6 +52,9 @@ def review(cells: list[tuple[int, str]], allowed: frozenset[str] = frozenset()) 
                 for part in [p for m in modules + [a.name for a in node.names] for p in m.split(".")]:
                     if part in _AUTOGRAD_NAMES or part in _TAMPER_NAMES:
                         findings.append(Finding(index, node.lineno, f"imports `{part}`"))
+                for module in modules + [a.name for a in node.names if isinstance(node, ast.Import)]:
+                    if _kit_internal(module):
+                        findings.append(Finding(index, node.lineno, f"imports the grader's internals `{module}`"))
                 continue
             name = (node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name)
                     else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
@@ -74,6 +77,13 @@ def review(cells: list[tuple[int, str]], allowed: frozenset[str] = frozenset()) 
     for f in findings:
         unique.setdefault((f.cell, f.reason), f)
     return list(unique.values())
+
+
+def _kit_internal(module: str) -> bool:
+    """A private module of the kit (``autograder.assignments._micrograd_drivers``, ``autograder.sandbox``):
+    answers have no business there (the notebooks import public helpers in given cells)."""
+    parts = module.split(".")
+    return parts[0] == "autograder" and any(p.startswith("_") or p == "sandbox" for p in parts[1:])
 
 
 def _has_non_literal_name(tree: ast.AST, name_node: ast.AST) -> bool:

@@ -16,6 +16,8 @@ from autograder.sandbox import Limits, SandboxSource, available_level
 from autograder.sandbox.runner import MAX_RESULT_BYTES, load_result
 from autograder.spec import Assignment, Case
 
+from autograder.samples import answer_cell_index
+
 from conftest import FIGURES, solution_notebook, with_answers
 
 ATTACKS = {
@@ -159,3 +161,24 @@ def test_a_forged_done_line_does_not_stall_or_break_the_grade(mlp: Assignment, m
     assert time.perf_counter() - start < 60  # not the 90 s start-up allowance
     assert not reports["db2"].passed and "said it was done" in reports["db2"].problem
     assert source.tampering == ["wrote the grader's 'done' line and kept running"]
+
+
+@pytest.mark.parametrize("rebinding", [
+    "import autograder.invoke\nautograder.invoke.plain_value = lambda value: value\n",
+    "import torch\n_clone = torch.Tensor.clone\ntorch.Tensor.clone = lambda self: _clone(self)\n",
+    # the module of the child's own loop (cold: the __main__ that IPython set aside), a builtin shadowed
+    "import sys\n_loop = getattr(get_ipython(), '_orig_sys_modules_main_mod', None)\n"
+    "if not hasattr(_loop, 'run_job'):\n    _loop = sys.modules['autograder.sandbox.child']\n"
+    "_loop.isinstance = lambda *a: True\n",
+])
+def test_a_cell_that_rebinds_what_the_grader_uses_fails_every_call(mlp: Assignment, mlp_cases: list[Case],
+                                                                   rebinding: str) -> None:
+    """The kit's code in the child finds its helpers, torch's and the builtins by name when it runs:
+    a submission that rebinds one (to change what the grader reads back) is caught before the first
+    call, every call fails as tampering, and the run is flagged."""
+    nb = solution_notebook()
+    nb.cells[answer_cell_index(nb, "backward_b2")].source += "\n" + rebinding
+    source = SandboxSource(grading_cells(nb, mlp), limits=Limits(per_call_s=3, per_cell_s=5))
+    reports = grade(mlp, source, mlp_cases, [mlp.item("dlogprobs"), mlp.item("db2")])
+    assert all(r.earned == 0 and "tampered with the grader: the submission changed" in r.problem for r in reports)
+    assert {line.split("@")[0] for line in source.tampering} == {"call dlogprobs", "call db2"}  # each call, its line

@@ -135,13 +135,17 @@ KIT_NETWORK = _DRIVERS + ("class MLP:\n"
                           "        return self._net(x)\n"
                           "    def parameters(self):\n"
                           "        return self._net.parameters()\n")
-# ** computed by the kit's lent engine, inside a driver the answer starts itself
+# **'s slope measured with the kit's lent engine, inside a driver the answer starts itself
 STARTS_A_DRIVER = _DRIVERS + (
     "def __pow__(self, k):\n"
     "    got = {}\n"
     "    class _Network:\n"
     "        def __init__(self_, nin, nouts):\n"
-    "            got['out'] = Value.__pow__(self, k)  # the kit's **, while the driver lends it\n"
+    "            probe = Value(self.data)\n"
+    "            out = Value.__pow__(probe, k)  # the kit's **, while the driver lends it\n"
+    "            out.grad = 1.0\n"
+    "            out._backward()\n"
+    "            got['slope'] = probe.grad\n"
     "        def parameters(self_):\n"
     "            raise RuntimeError('got what it came for')\n"
     "    spec = _kit.MLPSpec(1, (1,), torch.zeros(2, dtype=torch.float64), torch.zeros(1, 1), torch.zeros(1))\n"
@@ -149,8 +153,33 @@ STARTS_A_DRIVER = _DRIVERS + (
     "        _kit.check_mlp(_Network, Value, spec)\n"
     "    except Exception as exc:\n"
     "        print('refused:', exc)\n"
-    "    return got.get('out') or Value(self.data ** k, (self,), 'pow')  # no backward of its own\n\n"
+    "    slope = got.get('slope', 0.0)\n"
+    "    out = Value(self.data ** k, (self,), 'pow')\n"
+    "    def _backward():\n"
+    "        self.grad += slope * out.grad\n"
+    "    out._backward = _backward\n"
+    "    return out\n\n"
     "Value.__pow__ = __pow__\n")
+# the whole engine from the kit, with an object that passes for a loan
+FAKE_LOAN = _DRIVERS + (
+    "class _Loan:\n"
+    "    open = True\n"
+    "    def check(self):\n"
+    "        pass\n"
+    "def tanh(self):\n"
+    "    return _kit._kit_methods(Value, _Loan())['tanh'](self)\n\n"
+    "Value.tanh = tanh\n")
+# a driver the grader will call, rebound by a cell to return what its item expects
+REBINDS_A_DRIVER = _DRIVERS + (
+    "_kit.check_two_passes = lambda cls, first, second: {\n"
+    "    _kit.TWO_PASSES_KEY: torch.zeros(len(first.leaves), dtype=torch.float64)}\n"
+    "def exp(self):\n"
+    "    out = Value(math.exp(self.data), (self,), 'exp')\n"
+    "    def _backward():\n"
+    "        self.grad += out.data * out.grad\n"
+    "    out._backward = _backward\n"
+    "    return out\n\n"
+    "Value.exp = exp\n")
 
 
 def _borrowing_notebook():  # type: ignore[no-untyped-def]
@@ -170,9 +199,10 @@ def test_the_lent_engine_cannot_be_borrowed(micrograd: Assignment, cases: list[C
     # the honest items around them keep their points, the checks that lend the engine among them
     assert reports["mlp"].passed and reports["train"].passed and reports["composed"].passed
 
-    (report,) = grade(micrograd, NamespaceSource(namespace_of(with_answers(solution_notebook(AID), {"Neuron": KIT_NETWORK}),
-                                                              micrograd)), cases, [micrograd.item("mlp")])
-    assert not report.passed and "lent to the grader's own checks only" in report.problem
+    for cell, item in (({"Neuron": KIT_NETWORK}, "mlp"), ({"tanh": FAKE_LOAN}, "tanh")):
+        namespace = namespace_of(with_answers(solution_notebook(AID), cell), micrograd)
+        (report,) = grade(micrograd, NamespaceSource(namespace), cases, [micrograd.item(item)])
+        assert not report.passed and "lent to the grader's own checks only" in report.problem
 
 
 def test_an_answer_cannot_start_a_driver_in_the_sandbox(micrograd: Assignment, cases: list[Case]) -> None:
@@ -189,6 +219,19 @@ def test_an_answer_cannot_start_a_driver_in_the_sandbox(micrograd: Assignment, c
     assert {n for n, r in reports.items() if not r.passed} == {"tanh", "exp", "pow"}
     assert "refused: the grader's checks cannot be run from the answers" in source.student_output
     assert reports["mlp"].passed and reports["train"].passed and reports["backward"].passed
+
+
+def test_a_rebound_driver_fails_the_run_as_tampering(micrograd: Assignment, cases: list[Case]) -> None:
+    """A cell that rebinds a name the kit's code uses in the child (here the driver of an item whose
+    expected value is a constant) fails every call from there on, and the run is flagged."""
+    nb = with_answers(solution_notebook(AID), {"exp": REBINDS_A_DRIVER})
+    source = SandboxSource(grading_cells(nb, micrograd), limits=Limits(per_call_s=5, per_cell_s=10))
+    reports = grade(micrograd, source, cases)
+    assert sum(r.earned for r in reports) == 0
+    assert all("the submission changed autograder.assignments._micrograd_drivers.check_two_passes" in r.problem
+               for r in reports)
+    assert {t.split("@")[0].removeprefix("call ") for t in source.tampering} == {r.item.name for r in reports}
+    assert all("check_two_passes" in t for t in source.tampering)
 
 
 # ---------------------------------------------------------------- the picture

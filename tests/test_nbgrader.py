@@ -29,7 +29,9 @@ EXTRA_SAMPLES = (
            replace={"backward_bnvar": "def backward_bnvar(bnvar, dbnvar_inv):\n"
                                       "    return 0.5 * (bnvar + 1e-5) ** -1.5 * dbnvar_inv\n"},
            expected_zero=("dbnvar",)),
-    # Tampering with the in-kernel checker and torch cannot change the recorded grade.
+    # Tampering with the in-kernel checker and torch cannot change the recorded grade; rebinding what
+    # the grader's code in the sandbox uses (torch.equal, which finds inputs changed in place) is
+    # caught as tampering and flagged.
     Sample("test-tamper", "release answers, with the kernel's checker patched to claim full marks", base="release",
            replace={"backward_logprobs": ("import torch\n"
                                           "grader.check = lambda name: 100.0\n"
@@ -205,7 +207,8 @@ def test_one_mutated_gradient_loses_exactly_its_points(graded: AssignmentRun) ->
 
 def test_patching_the_kernel_checker_changes_nothing(graded: AssignmentRun) -> None:
     row = rows(graded)["test-tamper"]
-    assert row.score == 0 and row.status == "graded"
+    assert row.score == 0 and row.status.startswith("graded (flagged for review")
+    assert "the submission changed torch." in row.status
 
 
 def test_stderr_in_student_code_does_not_cost_points(graded: AssignmentRun) -> None:
@@ -241,7 +244,7 @@ def test_feedback_shows_the_trusted_verdict_the_hint_and_the_protections(graded:
     assert "shape mismatch: expected (30, 64), received (64, 30)" in page and "looks transposed" in page
     assert "graded in" in page and ("bubblewrap" in page or "limits" in page or "namespaces" in page)
     tamper = (released_course / "feedback" / "test-tamper" / "mlp_backprop" / "mlp_backprop.html").read_text()
-    assert "received (1,)" in tamper or "shape mismatch" in tamper
+    assert "tampered with the grader: the submission changed torch." in tamper
 
 
 def test_a_process_killing_cell_or_call_costs_only_its_item(graded: AssignmentRun) -> None:

@@ -31,6 +31,7 @@ def test_what_an_assignment_allows_is_only_its_exercise() -> None:
 
 
 FLAGGED = {
+    "kit internals": "import autograder.assignments._micrograd_drivers as k\n",
     "backward": "def f(x):\n    x.sum().backward()\n",
     "autograd.grad": "import torch\ndef f(x):\n    return torch.autograd.grad(x.sum(), x)\n",
     "torch.func": "from torch import func\ndef f(x):\n    return func.grad(lambda t: t.sum())(x)\n",

@@ -23,11 +23,14 @@ One mistake costs one item, so each driver isolates what it checks:
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import CodeType
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -140,11 +143,20 @@ def kept_key(op: str) -> str:
 
 def _number(value: object, what: str) -> float:
     """A Python number read from the student's engine (a tensor or array there is refused: the
-    engine works on plain floats)."""
+    engine works on plain floats). Read as the number it is, not through a ``__float__`` of its own."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what} is a {type(value).__name__}; the engine works on Python numbers "
                         "(int or float), with no tensors or arrays inside")
-    return float(value)
+    return float.__float__(value) if isinstance(value, float) else float(int.__index__(value))
+
+
+def _sequence(value: object) -> list[object] | None:
+    """A returned list, tuple or array (``tolist``) as a list; None for anything else."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    tolist = getattr(value, "tolist", None)
+    listed = tolist() if callable(tolist) else None
+    return listed if isinstance(listed, list) else None
 
 
 def _leaf(cls: type, data: float) -> object:
@@ -158,7 +170,8 @@ def _node(cls: type, data: float, children: tuple[object, ...], op: str) -> obje
     try:
         return cls(data, children, op)
     except TypeError as exc:
-        raise TypeError(f"keep the constructor {CONSTRUCTOR} given in the notebook ({exc})") from None
+        raise TypeError(f"Value(data, children, op) raised TypeError: {exc} (the checks build nodes with "
+                        f"the constructor {CONSTRUCTOR} given in the notebook)") from None
 
 
 def _is_value(obj: object, cls: type) -> bool:
@@ -171,6 +184,83 @@ def _grad(value: object, what: str) -> float:
 
 def _as_tensor(values: Sequence[float]) -> Tensor:
     return torch.tensor(list(values), dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- who may run a driver, and the lent engine's loans
+
+
+class LentEngineExpired(RuntimeError):
+    """The kit's engine was used outside the check that lent it."""
+
+
+class DriverRefused(RuntimeError):
+    """A driver called by the submission's own code, not by the grader."""
+
+
+class _Loan:
+    """One check's loan of the kit's engine (see ``_guards``)."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
+def _guards() -> tuple[Callable[[object], None], Callable[[], None], Callable[[Iterable[CodeType]], None]]:
+    """The loan check and the driver gate, made once at import (before any student line runs) as
+    closures over what they use: a submission that rebinds this module's names changes neither."""
+    getframe, loan_type, roots = sys._getframe, _Loan, tuple(trusted_roots())
+    child_main = ("autograder/sandbox/child.py", "main")
+    lenders: list[frozenset[CodeType]] = []
+
+    def verify(loan: object) -> None:
+        """The kit's engine answers only for a loan the kit made, still open, and held (as the
+        local ``loan``) by the driver that lent it, while that driver runs: its frame is on the
+        stack. Methods kept after the check, or a loan made by an answer, raise."""
+        if type(loan) is loan_type and loan.open and lenders:  # type: ignore[attr-defined]
+            frame = getframe(2)
+            while frame is not None:
+                if frame.f_code in lenders[0] and frame.f_locals.get("loan") is loan:
+                    return
+                frame = frame.f_back
+        raise LentEngineExpired("the kit's engine is lent to the grader's own checks only, while they run")
+
+    def gate() -> None:
+        """In the sandboxed child (its main loop at the bottom of the stack), a driver runs only when
+        the grader calls it: with no student code below it. An answer that starts a driver itself
+        (to have the kit's engine lent to it) is refused. In a student's kernel the check cell is
+        below the driver, and nothing checked there is recorded, so nothing is refused."""
+        frame, student_below = getframe(2), False
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == child_main[1] and code.co_filename.endswith(child_main[0]):
+                if student_below:
+                    raise DriverRefused("the grader's checks cannot be run from the answers")
+                return
+            student_below = student_below or not code.co_filename.startswith(roots)
+            frame = frame.f_back
+
+    def register(codes: Iterable[CodeType]) -> None:
+        if lenders:
+            raise RuntimeError("the drivers that lend the engine are registered once, at import")
+        lenders.append(frozenset(codes))
+
+    return verify, gate, register
+
+
+_verify, _gate, _register_lenders = _guards()
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _driver(fn: F) -> F:
+    """A driver: ``fn``, run only after the gate lets it (``_guards``)."""
+    gate = _gate
+
+    @functools.wraps(fn)
+    def driver(*args: object) -> object:
+        gate()
+        return fn(*args)
+    return driver  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- ops: one op, its _backward, once
@@ -210,7 +300,6 @@ def _run_op(cls: type, op: str, x_data: float, y: Number, y_is_value: bool, upst
 def check_op(op: str, cls: type, inputs: Tensor) -> dict[str, Tensor]:
     """``inputs`` (k, 5): x, y (or the exponent), upstream gradient, whether y is a Value, whether
     the exponent is an int. One op of the student's, its forward and its local backward only."""
-    _called_by_the_grader()
     results: dict[str, Tensor] = {}
     for x, y, g, y_is_value, is_int in inputs.tolist():
         y_num = exponent(y, bool(is_int)) if op == "**" else y
@@ -221,26 +310,32 @@ def check_op(op: str, cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return results
 
 
+@_driver
 def check_add(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("+", cls, inputs)
 
 
+@_driver
 def check_mul(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("*", cls, inputs)
 
 
+@_driver
 def check_pow(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("**", cls, inputs)
 
 
+@_driver
 def check_exp(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("exp", cls, inputs)
 
 
+@_driver
 def check_tanh(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("tanh", cls, inputs)
 
 
+@_driver
 def check_relu(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     return check_op("relu", cls, inputs)
 
@@ -248,6 +343,7 @@ def check_relu(cls: type, inputs: Tensor) -> dict[str, Tensor]:
 # ---------------------------------------------------------------- accumulation: the op against itself
 
 
+@_driver
 def check_accumulation(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     """``inputs`` (k, 4): a value, a second value, an upstream gradient, an earlier grad. Ratios
     that are 1 when every ``_backward`` adds (``+=``) into ``.grad``, whatever its local derivative:
@@ -256,7 +352,6 @@ def check_accumulation(cls: type, inputs: Tensor) -> dict[str, Tensor]:
       receive both shares; the same for ``a * a``;
     * an op run on an ``x`` whose grad already holds an earlier share must keep it.
     ``+`` and ``*`` are required; the other ops are checked when they run."""
-    _called_by_the_grader()
     results: dict[str, Tensor] = {}
     (a, b, g, prior), *_ = inputs.tolist()
     for op in ("+", "*"):
@@ -309,9 +404,9 @@ def build_linear(cls: type, graph: LinearGraph, leaves: list[object] | None = No
     return nodes
 
 
+@_driver
 def check_backward(cls: type, graphs: Sequence[LinearGraph]) -> dict[str, Tensor]:
     """Each graph built fresh, the student's ``root.backward()`` once; every node's grad."""
-    _called_by_the_grader()
     results: dict[str, Tensor] = {}
     for graph in graphs:
         nodes = build_linear(cls, graph)
@@ -323,11 +418,11 @@ def check_backward(cls: type, graphs: Sequence[LinearGraph]) -> dict[str, Tensor
 TWO_PASSES_KEY = "leaves after both passes, minus each pass alone"
 
 
+@_driver
 def check_two_passes(cls: type, first: LinearGraph, second: LinearGraph) -> dict[str, Tensor]:
     """Two graphs over the same leaves, ``backward()`` on each root, nothing zeroed in between: the
     leaves must hold the sum of what each pass gives on its own. Measured against the student's own
     single passes, so a mistake inside ``backward()`` costs the ``backward`` item, not this one."""
-    _called_by_the_grader()
 
     def leaf_grads(graphs: Sequence[LinearGraph]) -> list[float]:
         leaves = [_leaf(cls, v) for v in first.leaves.tolist()]
@@ -345,66 +440,30 @@ def check_two_passes(cls: type, first: LinearGraph, second: LinearGraph) -> dict
 # ---------------------------------------------------------------- the engine the kit lends
 
 
-class LentEngineExpired(RuntimeError):
-    """The kit's engine was used outside the check that lent it."""
+def _kit_methods(cls: type, loan: _Loan, verify: Callable[[object], None] = _verify
+                 ) -> dict[str, Callable[..., object]]:
+    """Correct ops and ``backward`` for the student's class: what the other items are checked with.
+    Each of them, and each ``_backward`` they attach, first asks ``verify`` (bound at import)."""
 
-
-class DriverRefused(RuntimeError):
-    """A driver called by the submission's own code, not by the grader."""
-
-
-_getframe = sys._getframe  # taken before any student line runs
-_CHILD_MAIN = ("autograder/sandbox/child.py", "main")
-
-
-class _Loan:
-    """The kit's engine, lent for one check. It answers only while the driver that lent it is running
-    (its frame, holding this loan, is on the stack): methods kept after the check, or a loan made by
-    the submission itself, raise ``LentEngineExpired``."""
-
-    def __init__(self) -> None:
-        self.open = True
-
-    def check(self) -> None:
-        frame = _getframe(2)
-        while frame is not None:
-            if frame.f_code in _LENDERS and frame.f_locals.get("loan") is self:
-                if self.open:
-                    return
-                break
-            frame = frame.f_back
-        raise LentEngineExpired("the kit's engine is lent to the grader's own checks only, while they run")
-
-
-def _called_by_the_grader() -> None:
-    """In the sandboxed child (its main loop at the bottom of the stack), a driver runs only when the
-    grader calls it: with no student code below it. A submission that calls a driver itself (to
-    have the kit's engine lent to it) is refused. In a student's kernel the check cell is below the
-    driver, and nothing checked there is recorded, so nothing is refused."""
-    frame, student_below = _getframe(2), False
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == _CHILD_MAIN[1] and code.co_filename.endswith(_CHILD_MAIN[0]):
-            if student_below:
-                raise DriverRefused("the grader's checks cannot be run from the answers")
-            return
-        student_below = student_below or not code.co_filename.startswith(_LIBRARY_ROOTS)
-        frame = frame.f_back
-
-
-def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
-    """Correct ops and ``backward`` for the student's class: what the other items are checked with."""
+    class _Checked:  # so every lent method starts with the same call
+        def check(self) -> None:
+            verify(loan)
+    loan_check = _Checked()
 
     def wrap(other: object) -> object:
         return other if isinstance(other, cls) else cls(other)
 
     def make(data: float, children: tuple[object, ...], op: str, local: Callable[[], None]) -> object:
         out = _node(cls, data, children, op)
-        out._backward = local  # type: ignore[attr-defined]
+
+        def checked() -> None:
+            verify(loan)
+            local()
+        out._backward = checked  # type: ignore[attr-defined]
         return out
 
     def add(self: object, other: object) -> object:
-        loan.check()
+        loan_check.check()
         other = wrap(other)
         out: object = None
 
@@ -415,7 +474,7 @@ def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
         return out
 
     def mul(self: object, other: object) -> object:
-        loan.check()
+        loan_check.check()
         other = wrap(other)
         out: object = None
 
@@ -426,7 +485,7 @@ def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
         return out
 
     def power(self: object, k: Number) -> object:
-        loan.check()
+        loan_check.check()
         out: object = None
 
         def local() -> None:
@@ -437,7 +496,7 @@ def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
     def unary(name: str, forward: Callable[[float], float], slope: Callable[[float, float], float]
               ) -> Callable[[object], object]:
         def op(self: object) -> object:
-            loan.check()
+            loan_check.check()
             out: object = None
 
             def local() -> None:
@@ -447,7 +506,7 @@ def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
         return op
 
     def backward(self: object) -> None:
-        loan.check()
+        loan_check.check()
         order, seen, stack = [], set(), [(self, False)]
         while stack:  # depth-first, without recursion: graphs of any depth
             node, expanded = stack.pop()
@@ -464,8 +523,10 @@ def _kit_methods(cls: type, loan: _Loan) -> dict[str, Callable[..., object]]:
     return {
         "__add__": add, "__radd__": add, "__mul__": mul, "__rmul__": mul, "__pow__": power,
         "__neg__": lambda self: mul(self, -1.0),
-        "__sub__": lambda self, other: add(self, -other),
+        "__sub__": lambda self, other: add(self, mul(wrap(other), -1.0)),
+        "__rsub__": lambda self, other: add(mul(self, -1.0), other),
         "__truediv__": lambda self, other: mul(self, power(wrap(other), -1)),
+        "__rtruediv__": lambda self, other: mul(power(self, -1), other),
         "exp": unary("exp", math.exp, lambda x, out: out),
         "tanh": unary("tanh", math.tanh, lambda x, out: 1.0 - out * out),
         "relu": unary("ReLU", lambda x: x if x > 0 else 0.0, lambda x, out: 1.0 if out > 0 else 0.0),
@@ -501,7 +562,8 @@ def lent_engine(cls: type, methods: Sequence[str]) -> Iterator[_Loan]:
 
 
 BASIC = ("__add__", "__mul__", "__pow__", "backward")  # what the composed ops are built on
-EVERYTHING = (*BASIC, "__radd__", "__rmul__", "__neg__", "__sub__", "__truediv__", "exp", "tanh", "relu")
+EVERYTHING = (*BASIC, "__radd__", "__rmul__", "__neg__", "__sub__", "__rsub__", "__truediv__", "__rtruediv__",
+              "exp", "tanh", "relu")
 
 
 def _apply_composed(name: str, x: object, y: object, c: float) -> object:
@@ -510,10 +572,10 @@ def _apply_composed(name: str, x: object, y: object, c: float) -> object:
             "radd": lambda: c + x, "rmul": lambda: c * x}[name]()  # type: ignore[operator]
 
 
+@_driver
 def check_composed(cls: type, inputs: Tensor) -> dict[str, Tensor]:
     """``-x``, ``x - y``, ``x / y``, ``c + x``, ``c * x`` (and a number on the right), written by the
     student on top of ``+``, ``*`` and ``**``, which the kit lends (with ``backward``) here."""
-    _called_by_the_grader()
     results: dict[str, Tensor] = {}
     for x_data, y_data, c, g in inputs.tolist():
         names = composed_expressions(x_data, y_data, c)
@@ -556,10 +618,10 @@ def _outputs(model: object, spec: MLPSpec, cls: type) -> list[object]:
     return outs
 
 
+@_driver
 def check_mlp(mlp_class: type, cls: type, spec: MLPSpec) -> dict[str, Tensor]:
     """The student's MLP on the kit's engine: its outputs, and every parameter's gradient after one
     ``backward()`` of the squared-error loss (the kit builds the loss)."""
-    _called_by_the_grader()
     with lent_engine(cls, EVERYTHING) as loan:  # noqa: F841  (found by the lent methods)
         model, params = _model(mlp_class, spec)
         outs = _outputs(model, spec, cls)
@@ -574,17 +636,22 @@ class _KitMLP:
     engine, so a mistake in the student's ``MLP`` costs the ``mlp`` item only. Like the lent
     methods, it works only while the check that lent the engine runs."""
 
-    def __init__(self, cls: type, spec: MLPSpec, loan: _Loan) -> None:
-        self._loan = loan
+    def __init__(self, cls: type, spec: MLPSpec, loan: _Loan, verify: Callable[[object], None] = _verify) -> None:
+        self._check = functools.partial(verify, loan)
         self._params = [cls(value) for value in spec.params.tolist()]
         self._sizes = [spec.nin, *spec.nouts]
 
     def parameters(self) -> list[object]:
-        self._loan.check()
+        self._check()
         return list(self._params)
 
+    def zero_grad(self) -> None:
+        self._check()
+        for p in self._params:
+            p.grad = 0.0  # type: ignore[attr-defined]
+
     def __call__(self, x: Sequence[object]) -> object:
-        self._loan.check()
+        self._check()
         act, offset = list(x), 0
         for fan_in, fan_out in zip(self._sizes, self._sizes[1:]):
             layer = []
@@ -596,18 +663,19 @@ class _KitMLP:
         return act[0] if len(act) == 1 else act
 
 
+@_driver
 def check_train(train: Callable[..., object], cls: type, spec: TrainSpec) -> dict[str, Tensor]:
     """The student's ``train(model, xs, ys, steps, lr)`` on the kit's network and engine: the loss it
     reports at each step, and the parameters it leaves."""
-    _called_by_the_grader()
     with lent_engine(cls, EVERYTHING) as loan:
         model = _KitMLP(cls, spec.mlp, loan)
         params = model.parameters()
-        losses = train(model, spec.mlp.xs.tolist(), spec.mlp.ys.tolist(), spec.steps, spec.lr)
-        if not isinstance(losses, (list, tuple)) or len(losses) != spec.steps:
+        returned = train(model, spec.mlp.xs.tolist(), spec.mlp.ys.tolist(), spec.steps, spec.lr)
+        losses = _sequence(returned)
+        if losses is None or len(losses) != spec.steps:
             raise TypeError(f"train(...) must return a list of {spec.steps} losses (one per step), "
-                            f"returned {type(losses).__name__}"
-                            + (f" of {len(losses)}" if isinstance(losses, (list, tuple)) else ""))
+                            f"returned a {type(returned).__name__}"
+                            + (f" of {len(losses)}" if losses is not None else ""))
         values = [_number(getattr(v, "data", v), f"loss at step {i}") for i, v in enumerate(losses)]
         return {"loss at each step": _as_tensor(values),
                 "parameters after training": _as_tensor([_number(p.data, "parameter") for p in params])}  # type: ignore[attr-defined]
@@ -639,27 +707,15 @@ class SmoothFunction:
         return (a * x**2).sum() + (b * x * x.roll(-1)).sum() + self.c * torch.tanh((d * x).sum()) if n else x.sum()
 
 
-def central_difference(f: Callable[[Sequence[float]], float], inputs: Sequence[float], h: float) -> list[float]:
-    """The grader's own ``(f(x + h e_i) - f(x - h e_i)) / 2h``, input by input."""
-    slopes = []
-    for i in range(len(inputs)):
-        up, down = list(inputs), list(inputs)
-        up[i] += h
-        down[i] -= h
-        slopes.append((f(up) - f(down)) / (2 * h))
-    return slopes
-
-
+@_driver
 def check_numerical_grad(numerical_grad: Callable[..., object], f: SmoothFunction, inputs: Tensor,
                          h: float) -> Tensor:
-    _called_by_the_grader()
     values = inputs.tolist()
-    slopes = numerical_grad(f, list(values), h)
-    if not isinstance(slopes, (list, tuple)) or len(slopes) != len(values):
+    slopes = _sequence(numerical_grad(f, list(values), h))
+    if slopes is None or len(slopes) != len(values):
         raise TypeError(f"numerical_grad(f, inputs, h) must return a list of {len(values)} slopes, one per input")
     return _as_tensor([_number(s, f"slope {i}") for i, s in enumerate(slopes)])
 
 
-# The drivers that lend the engine (``_Loan.check`` looks for their frames), and where library code lives.
-_LENDERS = frozenset({check_composed.__code__, check_mlp.__code__, check_train.__code__})
-_LIBRARY_ROOTS = trusted_roots()
+# The drivers that lend the engine: ``verify`` looks for their frames (their own code, not the gate's).
+_register_lenders(fn.__wrapped__.__code__ for fn in (check_composed, check_mlp, check_train))  # type: ignore[attr-defined]

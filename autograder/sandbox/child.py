@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ..harness import bind
+from ..harness import bind, load_driver
 from ..invoke import CallOutcome, invoke, time_limit
 from .cells import CellRunner
 from .guard import disarm_switches, exclude_autograd_for_good, no_graph_mode, seal_interpreter, trusted_roots
+from .integrity import KitState
 from .isolation import forbid_new_tasks, hide_in_process
 
 TAMPER_EXIT_CODE = 86
@@ -61,6 +62,11 @@ def main(job_dir: str) -> None:
     disarm_switches(on_tamper)
     seal_interpreter(trusted_roots(), on_tamper)
     forbid_new_tasks()
+    # The kit's drivers, found now (a cell could rebind their names), and a record of every name the
+    # kit's code looks up while a call runs (``integrity``): a submission that changes one fails
+    # that call and all later ones as tampering.
+    drivers = {call.driver: load_driver(call.driver) for call in spec["calls"] if call.driver}
+    kit_state = KitState({"the sandboxed child's main loop": globals()})
 
     for index, source in spec["cells"]:
         if index in spec["skip_cells"]:
@@ -79,12 +85,17 @@ def main(job_dir: str) -> None:
 
     namespace = runner.namespace
     hung_items: set[str] = set()
+    tampered: str | None = None
     for number, call in enumerate(spec["calls"]):
         key, args, arg_names, watch = call.key, call.args, call.arg_names, call.watch
         status.write(f"call {key}\n")
-        fn = bind(call, namespace)
+        fn = bind(call, namespace, drivers)
         item = key.split("@")[0]
-        if item in hung_items:
+        if tampered is None:
+            tampered = kit_state.first_change()
+        if tampered:
+            outcome = _tampered(tampered)
+        elif item in hung_items:
             outcome = CallOutcome(error="not run: an earlier case of this item did not finish")
         elif isinstance(fn, str):
             outcome = CallOutcome(error=fn)
@@ -99,12 +110,21 @@ def main(job_dir: str) -> None:
                 outcome.error = f"the answer uses {refusals[seen]}, which this exercise does not allow"
             if outcome.timed_out:
                 hung_items.add(item)
+            tampered = kit_state.first_change()
+            if tampered:
+                outcome = _tampered(tampered)
+        if tampered:
+            status.write(f"tamper call {key}: the submission changed {tampered}\n")
         try:
             torch.save(outcome.to_plain(), job / f"result_{number}.pt")
         except Exception:
             torch.save(CallOutcome(error="the returned value could not be read back by the grader").to_plain(),
                        job / f"result_{number}.pt")
     status.write("done\n")
+
+
+def _tampered(changed: str) -> CallOutcome:
+    return CallOutcome(error=f"tampered with the grader: the submission changed {changed}", used_autograd=True)
 
 
 def run_job(job_dir: str) -> int:

@@ -344,7 +344,7 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
         if event == "object.__getattr__":
             return args[1] in frame_attributes or args[1] == "__code__"
         if event in ("object.__setattr__", "object.__delattr__"):
-            return args[1] in ("__code__", "__closure__")
+            return args[1] in ("__code__", "__closure__", "__defaults__", "__kwdefaults__")
         if event in ("code.__new__", "compile"):
             return trusted_file(args[1])
         if event == "function.__new__":
@@ -385,7 +385,10 @@ def seal_interpreter(roots: tuple[str, ...], on_tamper: Callable[[str], None]) -
                 if frames_go_to_student(caller):
                     raise FramesRefused("frames and tracebacks cannot be inspected while your code is graded")
             elif event in ("object.__setattr__", "object.__delattr__"):
-                raise TamperingRefused(f"changing .{args[1]} is not available while your code is graded")
+                # a function's code or closure, whoever asks; its defaults (where the kit binds its
+                # guards, such as micrograd's loan check), when student code asks
+                if args[1] in ("__code__", "__closure__") or student_caller:
+                    raise TamperingRefused(f"changing .{args[1]} is not available while your code is graded")
             elif event == "compile" and not student_caller and not matches_its_file(args[0], args[1]):
                 # importlib compiles what a loader returns under the name the loader gives: code
                 # that claims a library file must be that file's text

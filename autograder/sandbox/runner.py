@@ -96,6 +96,9 @@ class SandboxSource:
                 tamper = next(iter(_tamper_reasons(status)), None)
             pending = [c for c in pending if c.key not in done]
             if not stuck:
+                # noticed by the child itself (``integrity``): the calls from there on failed, each
+                # with its line
+                self.tampering += [t for t in _tamper_reasons(status) if t not in self.tampering]
                 break
             restarts += 1
             if restarts > self.limits.max_restarts:
@@ -122,9 +125,12 @@ class SandboxSource:
                 for call in [c for c in pending if c.key.split("@")[0] == item]:
                     outcomes.setdefault(call.key, CallOutcome(error="not run: an earlier case of this item failed"))
                     pending.remove(call)
+            elif stuck.startswith("done") and not pending:
+                break  # every result is in: a slow exit after the last line costs nothing
             elif stuck.startswith("done"):
                 # Only the child's last line, once every call has run, is "done": one that kept on
-                # running after it wrote the line itself. Nothing more of it is run.
+                # running after it wrote the line itself, with calls still to make. Nothing more of
+                # it is run.
                 self.tampering.append("wrote the grader's 'done' line and kept running")
                 for call in pending:
                     outcomes[call.key] = CallOutcome(error="tampered with the grader: said it was done and kept running",
