@@ -26,6 +26,11 @@ COMPOSED = {
                                   "gru_step_backward", "embedding_backward"}},
     # every micrograd item is isolated by its driver (tests/test_micrograd.py mutates its answers)
     "micrograd": {},
+    "gpt_backprop": {"backward": {"cross_entropy_backward", "head_backward", "layernorm_backward", "linear_backward",
+                                  "gelu_backward", "residual_backward", "merge_heads_backward",
+                                  "attention_values_backward", "softmax_backward", "scores_backward",
+                                  "split_heads_backward", "position_embedding_backward",
+                                  "token_embedding_backward"}},
 }
 
 

@@ -33,6 +33,8 @@ AXES: dict[str, Callable[[Any], list[int]]] = {
                                3 * c.n_embd, 3 * c.h1, 9],
     "gru_backprop": lambda c: [c.batch_size, c.context, c.n_embd, c.hidden, 3 * c.hidden, 27],
     "micrograd": lambda c: [c.n_inputs, c.hidden1, c.hidden2, c.n_examples, c.chain, c.steps],
+    "gpt_backprop": lambda c: [c.batch_size, c.context, c.n_head, c.head_size, c.n_head * c.head_size,
+                               3 * c.n_head * c.head_size, 4 * c.n_head * c.head_size, 27],
 }
 
 
