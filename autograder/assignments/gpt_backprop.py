@@ -31,6 +31,10 @@ from .gru_backprop import name_stream
 
 VOCAB_SIZE = len(STOI)  # 27
 LN_EPS = 1e-5
+# float64 throughout: the first LayerNorm sees the small embeddings (rstd ~ 30), where float32's
+# rounding, amplified by the backward pass's cancellations, would use a quarter of the tolerance on
+# the composed backward pass; in float64 a right answer uses none of it, and a mistake still shows.
+DTYPE = torch.float64
 PARAM_NAMES = ("wte", "wpe", "ln1_g", "ln1_b", "W_qkv", "b_qkv", "W_proj", "b_proj", "ln2_g", "ln2_b",
                "W_fc", "b_fc", "W_fc2", "b_fc2", "lnf_g", "lnf_b", "W_head")
 
@@ -54,9 +58,11 @@ NOTEBOOK_SEED = 20_260_501
 
 # Hidden sizes (``hidden_cases.draw_distinct``): all differ within a case (with C, 3C, 4C and V), and
 # each differs from the notebook's and the earlier hidden case's, so a hard-coded T, head count or
-# head size, or a mask built for the notebook's T, fails. Small enough that a case takes milliseconds.
+# head size, or a mask built for the notebook's T, fails. T from 5 to 16 puts sequences both shorter
+# and longer than the notebook's 8; at most 9 x 16 positions of width C <= 35 (4C <= 140): a case
+# takes milliseconds. Enough combinations that two students rarely share sizes.
 HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
-    "batch_size": (2, 7), "context": (5, 13), "n_head": (2, 4), "head_size": (3, 6)}
+    "batch_size": (2, 9), "context": (5, 16), "n_head": (2, 5), "head_size": (3, 7)}
 
 
 def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
@@ -73,30 +79,30 @@ def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
     C, T, V = cfg.n_embd, cfg.context, VOCAB_SIZE
 
     def gain() -> Tensor:
-        return 1.0 + 0.1 * torch.randn(C, generator=g)
+        return 1.0 + 0.1 * torch.randn(C, generator=g, dtype=DTYPE)
 
     def bias(n: int) -> Tensor:
-        return 0.1 * torch.randn(n, generator=g)
+        return 0.1 * torch.randn(n, generator=g, dtype=DTYPE)
 
     params = {
         # GPT-2's scale for the embeddings: the residual stream starts small, where LayerNorm's eps
         # is not negligible (it is what tells eps inside the root from eps outside it)
-        "wte": torch.randn((V, C), generator=g) * 0.02,           # (V, C)   token embedding
-        "wpe": torch.randn((T, C), generator=g) * 0.02,           # (T, C)   position embedding
+        "wte": torch.randn((V, C), generator=g, dtype=DTYPE) * 0.02,           # (V, C)   token embedding
+        "wpe": torch.randn((T, C), generator=g, dtype=DTYPE) * 0.02,           # (T, C)   position embedding
         "ln1_g": gain(), "ln1_b": bias(C),                        # (C,)
-        "W_qkv": torch.randn((C, 3 * C), generator=g) / C**0.5,   # (C, 3C)  q, k, v side by side
+        "W_qkv": torch.randn((C, 3 * C), generator=g, dtype=DTYPE) / C**0.5,   # (C, 3C)  q, k, v side by side
         "b_qkv": bias(3 * C),                                     # (3C,)
         # the attention output sets the scale of x1 (the MLP's LayerNorm input): O(1), like a trained
         # network's residual stream, where eps is negligible (only the embeddings are small)
-        "W_proj": torch.randn((C, C), generator=g) * 2 / C**0.5,  # (C, C)
-        "b_proj": torch.randn(C, generator=g),                    # (C,)
+        "W_proj": torch.randn((C, C), generator=g, dtype=DTYPE) * 2 / C**0.5,  # (C, C)
+        "b_proj": torch.randn(C, generator=g, dtype=DTYPE),                    # (C,)
         "ln2_g": gain(), "ln2_b": bias(C),                        # (C,)
-        "W_fc": torch.randn((C, 4 * C), generator=g) / C**0.5,    # (C, 4C)
+        "W_fc": torch.randn((C, 4 * C), generator=g, dtype=DTYPE) / C**0.5,    # (C, 4C)
         "b_fc": bias(4 * C),                                      # (4C,)
-        "W_fc2": torch.randn((4 * C, C), generator=g) / (4 * C) ** 0.5,  # (4C, C)
+        "W_fc2": torch.randn((4 * C, C), generator=g, dtype=DTYPE) / (4 * C) ** 0.5,  # (4C, C)
         "b_fc2": bias(C),                                         # (C,)
         "lnf_g": gain(), "lnf_b": bias(C),                        # (C,)
-        "W_head": torch.randn((C, V), generator=g) / C**0.5,      # (C, V)
+        "W_head": torch.randn((C, V), generator=g, dtype=DTYPE) / C**0.5,      # (C, V)
     }
     for p in params.values():
         p.requires_grad_(True)
