@@ -256,7 +256,7 @@ def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOut
         if report.problem or report.failing_check:
             if index > 0:
                 note = (f"right on the notebook's batch but not {where}: does the function use a notebook "
-                        "variable (like `n`) or fixed numbers instead of its arguments?")
+                        "variable (like `n` or `T`) or fixed numbers instead of its arguments?")
                 report.problem = f"{note} ({report.problem})" if report.problem else note
             return report
     report.earned = item.points
@@ -277,16 +277,22 @@ def grade(assignment: Assignment, source: FunctionSource, cases: Sequence[Case],
 def _name_failing_helpers(assignment: Assignment, reports: list[ItemReport], source: FunctionSource,
                           cases: Sequence[Case]) -> None:
     """When a failing answer called other graded functions that are wrong themselves, say so: the
-    mistake to fix is in the helper. Helpers not graded in this run are graded here to find out."""
-    by_function = {i.function: i for i in assignment.items}
-    verdicts = {r.item.function: r.passed for r in reports}
-    needed = sorted({f for r in reports if not r.passed for f in r.called if f not in verdicts})
+    mistake to fix is in the helper. A function checked at several places (a layer used twice, a
+    tuple's elements) is wrong if any of its items fails, and the note names those items. Items not
+    graded in this run are graded here to find out."""
+    items_of: dict[str, list[Item]] = {}
+    for item in assignment.items:
+        items_of.setdefault(item.function, []).append(item)
+    passed = {r.item.name: r.passed for r in reports}
+    needed = list({i.name: i for r in reports if not r.passed for f in r.called
+                   for i in items_of.get(f, []) if i.name not in passed}.values())
     if needed:
-        extra = [by_function[f] for f in needed]
-        outcomes = source.run(plan_calls(extra, cases, list(by_function)))
-        verdicts.update({item.function: score_item(item, cases, outcomes).passed for item in extra})
+        outcomes = source.run(plan_calls(needed, cases, list(items_of)))
+        passed.update({item.name: score_item(item, cases, outcomes).passed for item in needed})
     for report in reports:
-        broken = [by_function[f].name for f in report.called if not report.passed and not verdicts.get(f, True)]
+        if report.passed:
+            continue
+        broken = [i.name for f in report.called for i in items_of.get(f, []) if not passed.get(i.name, True)]
         if broken:
             note = (f"`{report.item.function}` calls functions whose own items fail ({', '.join(broken)}): "
                     "fix those first")

@@ -63,3 +63,15 @@ def test_eps_outside_the_root_shows_at_the_small_embeddings_only() -> None:
     items = [assignment.item(n) for n in ("dx2", "dlnf_g", "dlnf_b", "dx1_ln2", "dx0_ln1")]
     verdicts = {r.item.name: r.passed for r in grade(assignment, NamespaceSource(namespace), cases_of(assignment), items)}
     assert verdicts == {"dx2": True, "dlnf_g": True, "dlnf_b": True, "dx1_ln2": True, "dx0_ln1": False}
+
+
+def test_the_composed_backward_names_the_helper_item_that_fails() -> None:
+    """A function checked at several places (scores_backward gives dqh and dkh) is a failing helper
+    when any of its items fails, and the composed item's feedback names that item."""
+    assignment = load(AID)
+    wrong_dq = ("def scores_backward(qh, kh, dscores):\n"
+                "    return dscores @ kh * 2.0, dscores.transpose(-2, -1) @ qh  # dqh off by a factor\n")
+    namespace = namespace_of(with_answers(solution_notebook(AID), {"scores_backward": wrong_dq}), assignment)
+    reports = {r.item.name: r for r in grade(assignment, NamespaceSource(namespace), cases_of(assignment),
+                                             [assignment.item("backward")])}
+    assert "calls functions whose own items fail (dqh)" in (reports["backward"].problem or "")

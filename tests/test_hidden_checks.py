@@ -139,7 +139,7 @@ def test_using_a_notebook_global_for_the_batch_size_is_explained(mlp: Assignment
     (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dlogprobs")])
     assert report.earned == 0 and report.notebook_checks[0].passed
     assert "right on the notebook's batch but not on the hidden case" in report.problem
-    assert "notebook variable (like `n`)" in report.problem
+    assert "notebook variable (like `n` or `T`)" in report.problem
 
 
 def test_wrong_shape_is_reported_with_the_hint(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
