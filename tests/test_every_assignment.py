@@ -28,7 +28,7 @@ COMPOSED = {
     "micrograd": {},
     "gpt_backprop": {"backward": {"cross_entropy_backward", "head_backward", "layernorm_backward", "linear_backward",
                                   "gelu_backward", "residual_backward", "merge_heads_backward",
-                                  "attention_values_backward", "softmax_backward", "scores_backward",
+                                  "attention_values_backward", "softmax_backward", "scale_backward", "scores_backward",
                                   "split_heads_backward", "position_embedding_backward",
                                   "token_embedding_backward"}},
 }
