@@ -25,6 +25,21 @@ def load_names() -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
+@lru_cache(maxsize=1)
+def name_stream() -> Tensor:
+    """All names, each followed by '.', as one stream of character ids: ``(N,)`` int64."""
+    return torch.tensor([STOI[ch] for name in load_names() for ch in name + BOUNDARY], dtype=torch.long)
+
+
+def name_windows(batch_size: int, context: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``batch_size`` random windows of ``context`` characters of the name stream, and their targets
+    (each window shifted by one): ``x, y (B, T)`` int64. Draws one ``randint`` from ``g``."""
+    stream = name_stream()
+    start = torch.randint(0, stream.shape[0] - context - 1, (batch_size,), generator=g)
+    idx = start[:, None] + torch.arange(context)        # (B, T)
+    return stream[idx], stream[idx + 1]
+
+
 def build_dataset(words: list[str] | tuple[str, ...], block_size: int) -> tuple[Tensor, Tensor]:
     """Every (context, next character) pair: ``X (N, block_size)`` int64, ``Y (N,)`` int64."""
     xs: list[list[int]] = []

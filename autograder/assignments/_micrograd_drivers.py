@@ -440,6 +440,23 @@ def check_two_passes(cls: type, first: LinearGraph, second: LinearGraph) -> dict
 # ---------------------------------------------------------------- the engine the kit lends
 
 
+def topological_order(root: object) -> list[object]:
+    """Every Value reachable from ``root`` through ``_prev``, children before parents: depth-first,
+    without recursion, so graphs of any depth. The lent ``backward`` and the graph picture use it."""
+    order: list[object] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in node._prev)  # type: ignore[attr-defined]
+    return order
+
+
 def _kit_methods(cls: type, loan: _Loan, verify: Callable[[object], None] = _verify
                  ) -> dict[str, Callable[..., object]]:
     """Correct ops and ``backward`` for the student's class: what the other items are checked with.
@@ -507,15 +524,7 @@ def _kit_methods(cls: type, loan: _Loan, verify: Callable[[object], None] = _ver
 
     def backward(self: object) -> None:
         loan_check.check()
-        order, seen, stack = [], set(), [(self, False)]
-        while stack:  # depth-first, without recursion: graphs of any depth
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-            elif id(node) not in seen:
-                seen.add(id(node))
-                stack.append((node, True))
-                stack.extend((child, False) for child in node._prev)  # type: ignore[attr-defined]
+        order = topological_order(self)
         self.grad = 1.0  # type: ignore[attr-defined]
         for node in reversed(order):
             node._backward()  # type: ignore[attr-defined]

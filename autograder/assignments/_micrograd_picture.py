@@ -10,21 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _nodes(root: object) -> list[object]:
-    """Every Value reachable from ``root``, children before parents (no recursion: deep graphs too)."""
-    order: list[object] = []
-    seen: set[int] = set()
-    stack: list[tuple[object, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((child, False) for child in getattr(node, "_prev", ()))
-    return order
+from ._micrograd_drivers import topological_order
 
 
 def _box_text(node: object) -> str:
@@ -37,7 +23,7 @@ def draw_graph(root: object, max_nodes: int = 60, ax: Any = None) -> Any:
     """Draw the graph that produced ``root``; returns the matplotlib figure (shown by Jupyter)."""
     import matplotlib.pyplot as plt
 
-    nodes = _nodes(root)
+    nodes = topological_order(root)
     if len(nodes) > max_nodes:
         raise ValueError(f"the graph has {len(nodes)} Values; a picture is readable up to {max_nodes}")
     depth: dict[int, int] = {}

@@ -23,11 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import reference
-from ..data import ITOS, STOI
+from ..data import ITOS, STOI, name_stream, name_windows
 from ..hidden_cases import draw_configs, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
-from .gru_backprop import name_stream
 
 VOCAB_SIZE = len(STOI)  # 27
 LN_EPS = 1e-5
@@ -111,10 +110,7 @@ def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
 
 def sample_batch(cfg: Config, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``B`` windows of ``T`` characters of the name stream, and their targets (the next character)."""
-    stream = name_stream()
-    start = torch.randint(0, stream.shape[0] - cfg.context - 1, (cfg.batch_size,), generator=g)
-    idx = start[:, None] + torch.arange(cfg.context)     # (B, T)
-    return stream[idx], stream[idx + 1]
+    return name_windows(cfg.batch_size, cfg.context, g)
 
 
 def setup(cfg: Config = NOTEBOOK_CONFIG, seed: int = NOTEBOOK_SEED) -> tuple[dict[str, Tensor], Tensor, Tensor]:

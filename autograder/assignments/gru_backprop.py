@@ -12,14 +12,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .. import reference
-from ..data import ITOS, STOI, load_names
+from ..data import ITOS, STOI, name_stream, name_windows
 from ..hidden_cases import draw_configs, draw_seed
 from ..reference import show_source
 from ..spec import Assignment, Case, Item, Sample, with_standard_samples
@@ -54,12 +53,6 @@ HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
     "batch_size": (4, 10), "context": (4, 12), "n_embd": (4, 16), "hidden": (8, 16)}
 
 
-@lru_cache(maxsize=1)
-def name_stream() -> Tensor:
-    """All names, each followed by '.', as one stream of character ids: ``(N,)`` int64."""
-    return torch.tensor([STOI[ch] for name in load_names() for ch in name + "."], dtype=torch.long)
-
-
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
     """Random, non-zero parameters (the explainer's constant weights would make every unit equal)."""
     E, H, V = cfg.n_embd, cfg.hidden, VOCAB_SIZE
@@ -84,12 +77,10 @@ def dropout_mask(shape: tuple[int, ...], p: float, g: torch.Generator) -> Tensor
 def sample_batch(cfg: Config, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Windows of the name stream, targets shifted by one, and the two dropout masks:
     ``x, y (B, T)``, ``mask_emb (B, T, E)``, ``mask_h (B, T, H)``."""
-    stream = name_stream()
-    start = torch.randint(0, stream.shape[0] - cfg.context - 1, (cfg.batch_size,), generator=g)
-    idx = start[:, None] + torch.arange(cfg.context)
+    x, y = name_windows(cfg.batch_size, cfg.context, g)
     mask_emb = dropout_mask((cfg.batch_size, cfg.context, cfg.n_embd), cfg.p_drop, g)
     mask_h = dropout_mask((cfg.batch_size, cfg.context, cfg.hidden), cfg.p_drop, g)
-    return stream[idx], stream[idx + 1], mask_emb, mask_h
+    return x, y, mask_emb, mask_h
 
 
 def setup(cfg: Config = NOTEBOOK_CONFIG, seed: int = NOTEBOOK_SEED):  # type: ignore[no-untyped-def]
