@@ -9,14 +9,19 @@ device, emptiness and finiteness. None of these pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from .hints import shape_hint, value_hint
+from .hints import shape_hint, value_hint, where_it_differs
 from .tolerances import DEFAULT, Tolerance
+
+if TYPE_CHECKING:
+    from .mistakes import Mistake
+    from .spec import Case
 
 NAME_WIDTH = 20
 
@@ -35,6 +40,11 @@ class CheckResult:
     where: tuple[int, ...] | None = None  # index of the largest difference
     expected_value: float | None = None
     received_value: float | None = None
+    spread: str | None = None  # how many entries differ, and in which rows (``hints.where_it_differs``)
+    # For a wrong 2-D (or larger) result of the right shape: both tensors, to draw where they differ
+    # (``picture.difference_png``). Not part of the comparison of two results.
+    tensors: tuple[Tensor, Tensor] | None = field(default=None, compare=False, repr=False)
+    tolerance: Tolerance = field(default=DEFAULT, compare=False, repr=False)
 
     def row(self) -> str:
         """The one aligned line the lecture's ``cmp`` prints."""
@@ -48,8 +58,10 @@ class CheckResult:
         """What a student needs to fix a failure: where, expected vs received, and a hint."""
         lines: list[str] = []
         if self.where is not None and not self.approximate:
-            lines.append(f"largest difference at index {list(self.where)}: expected "
+            lines.append(f"furthest outside the tolerance at index {list(self.where)}: expected "
                          f"{self.expected_value:.6g}, received {self.received_value:.6g}")
+        if self.spread and not self.approximate:
+            lines.append(self.spread)
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
@@ -87,8 +99,9 @@ def reference_of(t: Tensor) -> Tensor:
 
 
 def compare(name: str, received: object, expected: Tensor, tolerance: Tolerance | None = None,
-            sizes: Iterable[int] = ()) -> CheckResult:
-    """Compare without printing. ``sizes`` are extra sizes (like the batch size) hints may name."""
+            mistakes: Sequence[Mistake] = (), case: Case | None = None, key: str | None = None) -> CheckResult:
+    """Compare without printing. ``mistakes`` are the item's known mistakes (``mistakes.py``), checked
+    against ``case``, the inputs the result was computed from; ``key`` is the entry of a dict answer."""
     tol = tolerance or DEFAULT
     expected = expected.detach()
 
@@ -128,13 +141,19 @@ def compare(name: str, received: object, expected: Tensor, tolerance: Tolerance 
     diff = (received - expected).abs()
     maxdiff = float(diff.max()) if diff.numel() else 0.0
     approximate = bool(torch.allclose(received, expected, rtol=tol.rtol, atol=tol.atol))
-    where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape)) if diff.numel() else None
-    hint = None if approximate else value_hint(received, expected, tol, sizes)
+    # where the result is furthest outside the tolerance (not merely the largest absolute difference,
+    # which in a large gradient may sit well within it)
+    excess = diff / (tol.atol + tol.rtol * expected.abs())
+    where = tuple(int(i) for i in torch.unravel_index(excess.argmax(), diff.shape)) if diff.numel() else None
+    hint = None if approximate else value_hint(received, expected, tol, mistakes, case, key)
     return CheckResult(
         name=name, passed=approximate, exact=exact, approximate=approximate, maxdiff=maxdiff, hint=hint,
         where=where,
         expected_value=float(expected[where]) if where is not None else None,
         received_value=float(received[where]) if where is not None else None,
+        spread=None if approximate else where_it_differs(received, expected, tol),
+        tensors=(received.clone(), expected.clone()) if not approximate and expected.ndim >= 2 else None,
+        tolerance=tol,
     )
 
 

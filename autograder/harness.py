@@ -36,6 +36,7 @@ class Call:
     watch: tuple[str, ...] = ()  # other graded functions whose use is recorded
     driver: str | None = None     # see ``Item.driver``
     uses: tuple[str, ...] = ()
+    shortcuts: tuple[str, ...] = ()  # see ``Item.shortcuts``
 
 
 def bind(call: Call, namespace: Mapping[str, object],
@@ -83,7 +84,8 @@ class NamespaceSource:
             if isinstance(fn, str):
                 outcomes[call.key] = CallOutcome(error=fn)
                 continue
-            outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds, self.namespace, call.watch)
+            outcomes[call.key] = invoke(fn, call.args, call.arg_names, self.seconds, self.namespace, call.watch,
+                                        call.shortcuts)
         return outcomes
 
 
@@ -100,20 +102,35 @@ class ItemReport:
     notebook_checks: list[CheckResult] = field(default_factory=list)
     failing_check: CheckResult | None = None
     problem: str | None = None
-    hidden_labels: list[str] = field(default_factory=list)
+    hidden_labels: list[str] = field(default_factory=list)  # the hidden cases of other sizes
+    random_upstream_labels: list[str] = field(default_factory=list)  # ``upstream.random_upstream_cases``
     called: list[str] = field(default_factory=list)  # other graded functions this answer used
+    picture: bytes | None = None  # PNG of where the first wrong check differs (``draw_picture``)
 
     @property
     def passed(self) -> bool:
         return self.earned == self.item.points
+
+    def draw_picture(self) -> bytes | None:
+        """Heatmaps of where the first wrong 2-D (or larger) result differs from autograd's
+        (``picture.difference_png``), drawn once; None when the failure is not such a result."""
+        check = self.failing_check
+        if self.picture is None and not self.passed and check is not None and check.tensors is not None:
+            from .picture import difference_png
+
+            received, expected = check.tensors
+            self.picture = difference_png(check.name, received, expected, check.tolerance)
+        return self.picture
 
     def text(self) -> str:
         """The feedback a student reads under the item's check cell."""
         lines = [str(check) for check in self.notebook_checks]
         if self.passed:
             # Hidden sizes are drawn anew for each run: naming them here would only make outputs churn.
+            random = len(self.random_upstream_labels)
+            also = f" and {random} with a random upstream gradient" if random else ""
             lines.append(f"{'hidden checks':<20} | passed on {len(self.hidden_labels)} hidden cases of other "
-                         "sizes; inputs left unchanged; no autograd")
+                         f"sizes{also}; inputs left unchanged; no autograd")
         else:
             if self.problem:
                 lines.append(f"{'problem':<20} | {self.problem}")
@@ -159,8 +176,8 @@ def plan_calls(items: Sequence[Item], cases: Sequence[Case], graded_functions: S
     return [Call(key=_call_key(item, i), function=item.function,
                  args=tuple(case.resolve(a) for a in item.args), arg_names=item.args,
                  watch=tuple(f for f in graded_functions if f != item.function),
-                 driver=item.driver, uses=item.uses)
-            for item in items for i, case in enumerate(cases)]
+                 driver=item.driver, uses=item.uses, shortcuts=item.shortcuts)
+            for item in items for i, case in enumerate(cases) if case.checks(item)]
 
 
 def answers_before_they_are_given(items: Sequence[Item], case: Case) -> list[Item]:
@@ -198,7 +215,10 @@ def _select_output(item: Item, value: object) -> object:
         return value
     if isinstance(item.output, str):
         if isinstance(value, dict) and "__unsupported__" not in value:
-            return value.get(item.output)
+            if item.output not in value:
+                keys = ", ".join(repr(k) for k in value) or "none"
+                return _Wrong(f"the returned dict has no key {item.output!r} (its keys: {keys})")
+            return value[item.output]
         return _Wrong(f"expected the function to return a dict of tensors (this item checks "
                       f"{item.output!r}), received {_describe(value)}")
     if isinstance(value, list) and len(value) > item.output:
@@ -230,16 +250,26 @@ def _check_case(item: Item, case: Case, value: object) -> list[CheckResult]:
     received = _received(selected)
     if isinstance(expected, Mapping):
         if not isinstance(received, Mapping):
-            return [compare(item.name, received, next(iter(expected.values())), item.tolerance, case.sizes)]
-        return [compare(f"{item.name}[{key}]", received.get(key), ref, item.tolerance, case.sizes)
+            return [compare(item.name, received, next(iter(expected.values())), item.tolerance, item.mistakes, case)]
+        return [_missing_key(f"{item.name}[{key}]", key, received) if key not in received
+                else compare(f"{item.name}[{key}]", received[key], ref, item.tolerance, item.mistakes, case, key)
                 for key, ref in expected.items()]
-    return [compare(item.name, received, expected, item.tolerance, case.sizes)]
+    return [compare(item.name, received, expected, item.tolerance, item.mistakes, case)]
+
+
+def _missing_key(name: str, key: str, received: Mapping[str, object]) -> CheckResult:
+    keys = ", ".join(repr(k) for k in received) or "none"
+    return CheckResult(name=name, passed=False, problem=f"the returned dict has no key {key!r} (its keys: {keys})")
 
 
 def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOutcome]) -> ItemReport:
-    """All cases must pass for the item's points; the report explains the first failure."""
-    report = ItemReport(item=item, earned=0.0, hidden_labels=[c.label for c in cases[1:]])
+    """All cases that check the item must pass for its points; the report explains the first failure."""
+    report = ItemReport(item=item, earned=0.0,
+                        hidden_labels=[c.label for c in cases[1:] if c.checks(item) and not c.random_upstream],
+                        random_upstream_labels=[c.label for c in cases if c.checks(item) and c.random_upstream])
     for index, case in enumerate(cases):
+        if not case.checks(item):
+            continue
         outcome = outcomes.get(_call_key(item, index)) or CallOutcome(error="no result came back")
         report.called = sorted(set(report.called) | set(outcome.called))
         where = "on the notebook's batch" if index == 0 else f"on the {case.label}"
@@ -255,12 +285,21 @@ def score_item(item: Item, cases: Sequence[Case], outcomes: Mapping[str, CallOut
             report.failing_check = next((c for c in checks if not c.passed), None)
         if report.problem or report.failing_check:
             if index > 0:
-                note = (f"right on the notebook's batch but not {where}: does the function use a notebook "
-                        "variable (like `n` or `T`) or fixed numbers instead of its arguments?")
+                note = _hidden_note(case, where)
                 report.problem = f"{note} ({report.problem})" if report.problem else note
             return report
     report.earned = item.points
     return report
+
+
+def _hidden_note(case: Case, where: str) -> str:
+    """What is known when the notebook's batch passed and a hidden case did not."""
+    if case.random_upstream:
+        return (f"right for the true upstream gradient but not {where}: the function must work for any "
+                "gradient it receives, not only for the one the loss gives (where the answer may happen to "
+                "be zero or simple)")
+    return (f"right on the notebook's batch but not {where}, which has other sizes and values: a size or a "
+            "value taken from the notebook instead of from the function's arguments fails there")
 
 
 def grade(assignment: Assignment, source: FunctionSource, cases: Sequence[Case],

@@ -1,101 +1,92 @@
-"""Recognise the common mistakes of a hand-written gradient and name them for the student.
+"""Name a mistake in a hand-written gradient, but only one that is verified to explain what was received.
 
-Each function looks at a received tensor next to the expected one and returns a sentence a student
-can act on, or ``None`` when nothing familiar is recognised. They never raise: a hint is a bonus,
-so anything unexpected about the inputs just means "no hint".
+Each diagnosis here is checked against the numbers before it is said: "transposed" only when the
+transpose of the result is the gradient, "sum over dim 0" only when that sum is the gradient, "the
+sign is flipped" only when the negated result is. Mistakes that belong to one item (a factor of its
+batch size, a missing path, overwritten rows) are declared with the item (``mistakes.py``) and
+verified the same way. When nothing is verified, there is no hint: the checker still says where the
+result differs and by how much (``where_it_differs``). None of these functions raises: a hint is a
+bonus, so anything unexpected about the inputs just means "no hint".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from .mistakes import Mistake, close, explains, first_match
 from .tolerances import Tolerance
 
-
-def _close(a: Tensor, b: Tensor, tol: Tolerance) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol.rtol, atol=tol.atol))
+if TYPE_CHECKING:
+    from .spec import Case
 
 
 def shape_hint(received: Tensor, expected: Tensor, tol: Tolerance) -> str | None:
-    """Explain a shape mismatch: a transpose, a missing sum over a broadcast dimension, keepdim."""
+    """Explain a shape mismatch when a reshaping or a sum of the result gives the gradient."""
     try:
         r, e = received.detach().to(expected.dtype), expected.detach()
-        if r.ndim == 2 and e.ndim == 2 and tuple(r.shape) == tuple(e.shape)[::-1]:
-            return ("your result looks transposed: a gradient always has the shape of the tensor it "
-                    "belongs to, so check the order of the factors in your matrix product (e.g. "
-                    "`h.T @ dlogits`, not `dlogits.T @ h`).")
+        if r.ndim == 2 and e.ndim == 2 and tuple(r.shape) == tuple(e.shape)[::-1] and close(r.T, e, tol):
+            return ("your result is the transpose of the gradient: a gradient has the shape of the tensor it "
+                    "belongs to, so check the order of the factors in your matrix product.")
         if r.ndim == e.ndim:
-            summed_dims = [k for k in range(e.ndim) if e.shape[k] == 1 and r.shape[k] > 1]
-            other_dims_match = all(r.shape[k] == e.shape[k] for k in range(e.ndim) if k not in summed_dims)
-            if summed_dims and other_dims_match:
-                dims = ", ".join(str(k) for k in summed_dims)
-                agrees = _close(r.sum(dim=summed_dims, keepdim=True), e, tol)
-                return (f"this tensor was broadcast along dim {dims} in the forward pass, so its gradient "
-                        f"adds up the contributions along that dim: `.sum({dims}, keepdim=True)`"
-                        + (" (summing your result that way gives the right answer)." if agrees else "."))
-        if r.numel() == e.numel():
-            if r.squeeze().shape == e.squeeze().shape:
-                return ("right number of elements, but dims of size 1 are missing or extra: keep the shape "
-                        "of the forward tensor (use `keepdim=True` in reductions, or `.view(...)` to restore it).")
-            return "right number of elements in the wrong shape: `.view(...)` it back to the forward tensor's shape."
+            summed = [k for k in range(e.ndim) if e.shape[k] == 1 and r.shape[k] > 1]
+            if summed and all(r.shape[k] == e.shape[k] for k in range(e.ndim) if k not in summed):
+                if close(r.sum(dim=summed, keepdim=True), e, tol):
+                    dims = ", ".join(str(k) for k in summed)
+                    return (f"summing your result over dim {dims} gives the gradient: this tensor was broadcast "
+                            f"along dim {dims} in the forward pass, so its gradient adds up the contributions "
+                            f"along that dim (`.sum({dims}, keepdim=True)`).")
         if r.ndim > e.ndim and tuple(r.shape[r.ndim - e.ndim:]) == tuple(e.shape):
             lead = tuple(range(r.ndim - e.ndim))
-            return (f"your result has extra leading dims {tuple(r.shape[:len(lead)])}: this tensor was "
-                    f"broadcast over them in the forward pass, so sum its gradient over dims {lead}.")
+            if close(r.sum(dim=lead), e, tol):
+                return (f"summing your result over its leading dims {lead} gives the gradient: this tensor was "
+                        f"broadcast over them in the forward pass, so its gradient adds them up.")
+        if r.numel() == e.numel() and close(r.reshape(e.shape), e, tol):
+            return ("the values are right but the shape is not: keep the shape of the forward tensor "
+                    "(`keepdim=True` in reductions, or `.view(...)` back to it).")
     except Exception:  # a hint must never break a check
         return None
     return None
 
 
-def _scale_names(sizes: Iterable[int]) -> list[tuple[float, str]]:
-    """Factors that come from familiar mistakes, with the sentence that names each."""
-    named: list[tuple[float, str]] = [
-        (2.0, "a factor of 2 (the derivative of x**2 is 2*x; counted twice?)"),
-        (0.5, "a factor of 1/2 (the derivative of x**2 is 2*x; a missing 2?)"),
-    ]
-    for n in sorted({int(s) for s in sizes if int(s) > 2}):
-        named += [
-            (float(n), f"a factor of {n} (a mean over {n} items contributes 1/{n} to each gradient)"),
-            (1.0 / n, f"a factor of 1/{n} (a mean's 1/{n} applied twice, or where a sum was meant)"),
-            ((n - 1) / n, f"a factor of ({n}-1)/{n}: biased vs unbiased variance (the forward pass "
-                          f"divides by n-1 = {n - 1}, Bessel's correction)"),
-            (n / (n - 1), f"a factor of {n}/({n}-1): biased vs unbiased variance (the forward pass "
-                          f"divides by n-1 = {n - 1}, Bessel's correction)"),
-        ]
-    return named
-
-
-def value_hint(received: Tensor, expected: Tensor, tol: Tolerance, sizes: Iterable[int] = ()) -> str | None:
-    """Explain a same-shape value mismatch: zeros, sign, transpose, a constant factor, partial match."""
+def value_hint(received: Tensor, expected: Tensor, tol: Tolerance, mistakes: Sequence[Mistake] = (),
+               case: Case | None = None, key: str | None = None) -> str | None:
+    """Explain a same-shape value mismatch: the item's own known mistakes first, then the ones any
+    gradient can have (all zeros, a flipped sign, a transpose), each only when it reproduces
+    ``received`` and ``received`` is clearly wrong (``mistakes.explains``)."""
     try:
         r, e = received.detach().to(expected.dtype), expected.detach()
-        if not torch.any(r != 0) and torch.any(e != 0):
-            return "your result is all zeros: no gradient flows here yet (did you fill the tensor you created?)."
-        if _close(-r, e, tol):
-            return "the sign is flipped: check each minus sign along the way (e.g. d/dx of 1/x is -1/x**2)."
-        if r.ndim == 2 and r.shape[0] == r.shape[1] and _close(r.T, e, tol):
-            return "your result is the transpose of the gradient: check the order of the factors in your matrix product."
-        denom = float((e * e).sum())
-        if denom > 0:
-            c = float((r * e).sum()) / denom
-            if c != 0 and _close(r, c * e, Tolerance(rtol=tol.rtol * 10, atol=tol.atol * 10)):
-                for factor, sentence in _scale_names(list(sizes) + list(e.shape)):
-                    if abs(c - factor) <= 1e-3 * abs(factor):
-                        return f"your result is off by {sentence}."
-                return f"your result is the right gradient times a constant {c:.4g}: look for a missing or extra factor."
-        close = torch.isclose(r, e, rtol=tol.rtol, atol=tol.atol)
-        n_close = int(close.sum())
-        if 0 < n_close < close.numel():
-            if r.ndim >= 2:
-                bad_rows = (~close).flatten(1).any(dim=1).nonzero().flatten().tolist()
-                shown = ", ".join(str(i) for i in bad_rows[:6]) + (", ..." if len(bad_rows) > 6 else "")
-                return (f"{n_close} of {close.numel()} entries are right; the rest sit in rows {shown}. "
-                        "If those rows get contributions from several places (a token used twice, a "
-                        "broadcast), make sure every contribution is added (`+=`), not overwritten.")
-            return f"{n_close} of {close.numel()} entries are right: look at the ones that differ."
+        declared = first_match(mistakes, r, e, case, tol, key)
+        if declared is not None:
+            return declared
+        if not torch.any(r != 0) and explains(r, torch.zeros_like(e), e, tol):
+            return "your result is all zeros, and the gradient is not."
+        if explains(r, -e, e, tol):
+            return "your result is the gradient with its sign flipped: check each minus sign along the way."
+        if r.ndim == 2 and r.shape[0] == r.shape[1] and explains(r, e.T, e, tol):
+            return ("your result is the transpose of the gradient: check the order of the factors in your "
+                    "matrix product.")
     except Exception:  # a hint must never break a check
         return None
     return None
+
+
+def where_it_differs(received: Tensor, expected: Tensor, tol: Tolerance) -> str | None:
+    """Facts, not a diagnosis: how many entries are outside the tolerance, and in which rows."""
+    try:
+        r, e = received.detach().to(expected.dtype), expected.detach()
+        off = ~torch.isclose(r, e, rtol=tol.rtol, atol=tol.atol)
+        count, total = int(off.sum()), off.numel()
+        if count == 0 or total == 1:
+            return None
+        text = f"{count} of {total} entries differ from autograd's"
+        if r.ndim >= 2 and count < total:
+            rows = off.flatten(1).any(dim=1).nonzero().flatten().tolist()
+            shown = ", ".join(str(i) for i in rows[:8]) + (", ..." if len(rows) > 8 else "")
+            text += f", in {len(rows)} of {off.shape[0]} rows along dim 0 ({shown})"
+        return text
+    except Exception:
+        return None

@@ -49,20 +49,25 @@ class CallOutcome:
 
 
 @contextlib.contextmanager
-def autograd_forbidden() -> Iterator[list[str]]:
-    """Within the block, grad mode is off and any autograd graph or derivative formula is refused
-    (``guard.no_graph_mode``); the list yielded collects what was refused."""
-    from .sandbox.guard import no_graph_mode
+def autograd_forbidden(shortcuts: Sequence[str] = ()) -> Iterator[tuple[list[str], list[str]]]:
+    """Within the block, grad mode is off and any autograd graph or derivative formula is refused,
+    and so are the library functions ``shortcuts`` names (``guard.no_graph_mode``); the two lists
+    yielded collect what was refused: autograd, and shortcuts."""
+    from .sandbox.guard import Shortcuts, no_graph_mode
 
     refused: list[str] = []
+    shortcut_calls: list[str] = []
     if os.environ.get("BACKPROP_KIT_SANDBOX") == "1":
-        # The sandbox's own mode is on for the whole process (and records refusals itself);
-        # pushing another would need the mode-stack functions that the sandbox removes.
+        # The sandbox's own mode is on for the whole process (and records refusals, and chooses the
+        # shortcuts in force, itself); pushing another would need the mode-stack functions that the
+        # sandbox removes.
         with torch.no_grad():
-            yield refused
+            yield refused, shortcut_calls
         return
-    with torch.no_grad(), no_graph_mode(refused.append):
-        yield refused
+    policy = Shortcuts()
+    policy.forbid(shortcuts)
+    with torch.no_grad(), no_graph_mode(refused.append, policy, shortcut_calls.append):
+        yield refused, shortcut_calls
 
 
 @contextlib.contextmanager
@@ -160,15 +165,20 @@ def recording_calls(namespace: MutableMapping[str, object] | None, names: Sequen
             namespace[name] = fn  # type: ignore[index]
 
 
+def shortcut_message(name: str) -> str:
+    return f"the answer calls `{name}`, which this exercise asks you to write yourself"
+
+
 def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequence[str | int],
            seconds: float | None = None, namespace: MutableMapping[str, object] | None = None,
-           watch: Sequence[str] = ()) -> CallOutcome:
-    """Run ``fn(*copies of args)`` with autograd forbidden and report what happened, including which
-    of the functions ``watch`` (looked up in ``namespace``) it called."""
+           watch: Sequence[str] = (), shortcuts: Sequence[str] = ()) -> CallOutcome:
+    """Run ``fn(*copies of args)`` with autograd and the library functions ``shortcuts`` forbidden,
+    and report what happened, including which of the functions ``watch`` (looked up in
+    ``namespace``) it called."""
     pristine = [clone_tree(a) for a in args]
     working = [clone_tree(a) for a in args]
     outcome = CallOutcome()
-    with autograd_forbidden() as refused, recording_calls(namespace, watch, outcome.called):
+    with autograd_forbidden(shortcuts) as (refused, shortcut_calls), recording_calls(namespace, watch, outcome.called):
         try:
             with time_limit(seconds):
                 value = fn(*working)
@@ -184,6 +194,8 @@ def invoke(fn: Callable[..., object], args: Sequence[object], arg_names: Sequenc
         except (Exception, SystemExit) as exc:
             outcome.error = _student_traceback(exc)
     outcome.used_autograd = bool(refused)
+    if shortcut_calls:
+        outcome.error = shortcut_message(shortcut_calls[0])
     if refused:
         outcome.error = f"the answer uses {refused[0]}, which this exercise does not allow"
     for name, before, after in zip(arg_names, pristine, working):

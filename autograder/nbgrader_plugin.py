@@ -26,6 +26,7 @@ output zero, so every check cell gets exactly one stdout stream and one number.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import traceback
@@ -234,11 +235,17 @@ def _index_of(nb: NotebookNode, anchor: NotebookNode | None) -> int | None:
 
 
 def check_cell_outputs(report: ItemReport, execution_count: int | None, graded_in: str = "") -> list[NotebookNode]:
-    """The outputs nbgrader scores: the feedback on stdout, then the points as the cell's value."""
+    """The outputs nbgrader scores: the feedback on stdout, the picture of where a wrong gradient
+    differs (an image the feedback page embeds), then the points as the cell's value."""
     text = report.text() + (f"\n{'graded in':<20} | {graded_in}" if graded_in else "")
-    return [new_output("stream", name="stdout", text=text + "\n"),
-            new_output("execute_result", data={"text/plain": repr(float(report.earned))},
-                       execution_count=execution_count)]
+    outputs = [new_output("stream", name="stdout", text=text + "\n")]
+    picture = report.draw_picture()
+    if picture is not None:
+        outputs.append(new_output("display_data", data={"image/png": base64.b64encode(picture).decode("ascii"),
+                                                        "text/plain": f"<where {report.item.name} differs>"}))
+    outputs.append(new_output("execute_result", data={"text/plain": repr(float(report.earned))},
+                              execution_count=execution_count))
+    return outputs
 
 
 def zero_outputs(reason: str, execution_count: int | None = None) -> list[NotebookNode]:

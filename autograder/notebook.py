@@ -8,10 +8,12 @@ feedback. It returns the points earned, which nbgrader reads as the cell's parti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import traceback
 import warnings
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
 from .assignments import load
 from .harness import ItemReport, NamespaceSource, grade, summary
@@ -27,6 +29,7 @@ class Grader:
             namespace = {}  # the sandbox refuses frames; nothing is checked in the notebook there
         self.namespace = namespace if namespace is not None else sys._getframe(1).f_globals
         self._cases: list[Case] | None = None
+        self._skipped: list[str] = []  # unanswered functions that made ``if_answered`` skip a cell
 
     @property
     def cases(self) -> list[Case]:
@@ -50,7 +53,39 @@ class Grader:
             return 0.0
         (report,) = self._grade([name])
         print(report.text())
+        picture = report.draw_picture()
+        if picture is not None:
+            from IPython.display import Image, display
+
+            display(Image(data=picture, format="png"))
         return report.earned
+
+    @contextlib.contextmanager
+    def if_answered(self) -> Iterator[None]:
+        """For a cell that uses the student's functions (training, a plot): run it, but if it reaches
+        one that is not answered yet (the release's ``raise NotImplementedError()``), stop the cell
+        with a line naming that function instead of an error, so "Run All" goes on to the end. A
+        later such cell that needs what a skipped one would have made is skipped the same way."""
+        try:
+            yield
+        except NotImplementedError as exc:
+            name = _raised_in(exc)
+            self._skipped.append(name)
+            if name == "<module>":  # the cell itself holds the stub to fill in
+                print("skipped: this cell is yours to complete (in place of `raise NotImplementedError()`); "
+                      "then run it again.")
+            else:
+                print(f"skipped: this cell uses `{name}`{self._exercise_of(name)}, which is not answered yet. "
+                      "Answer it, then run this cell again.")
+        except NameError as exc:
+            if not self._skipped:
+                raise
+            print(f"skipped: this cell needs a result of a cell above that was skipped ({exc}); answer "
+                  f"`{self._skipped[-1]}`{self._exercise_of(self._skipped[-1])}, then run the cells again.")
+
+    def _exercise_of(self, function: str) -> str:
+        exercises = sorted({i.exercise for i in self.assignment.items if i.function == function})
+        return f" (exercise {exercises[0]})" if exercises else ""
 
     def summary(self) -> float:
         """Check every item and print a table; returns the total."""
@@ -60,6 +95,12 @@ class Grader:
         reports = self._grade(None)
         print(summary(self.assignment, reports))
         return sum(r.earned for r in reports)
+
+
+def _raised_in(exc: BaseException) -> str:
+    """The function whose body raised ``exc`` (an unanswered stub raises in its own body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return frames[-1].name if frames else "a function"
 
 
 def _grading_elsewhere() -> bool:

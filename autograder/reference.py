@@ -11,7 +11,7 @@ import dataclasses
 import os
 import inspect
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import torch
@@ -37,10 +37,16 @@ def tracked(f: object) -> dict[str, Tensor]:
     return {k: v for k, v in named_tensors(f).items() if v.requires_grad}
 
 
+# Random weights of the tensors a random-upstream case differentiates, from the forward pass (their shapes).
+Upstream = Callable[[object], Mapping[str, Tensor]]
+
+
 def forward_with_grads(forward: Callable[..., F], params: dict[str, Tensor], *data: Tensor,
-                       retain_graph: bool = False) -> F:
+                       retain_graph: bool = False, upstream: Upstream | None = None) -> F:
     """Run ``forward`` and ``loss.backward()``, keeping ``.grad`` on every intermediate too.
 
+    With ``upstream``, the scalar differentiated is not the loss but ``sum(<R, f.name>)`` over the
+    weights ``R`` it gives (see ``upstream.py``): every ``.grad`` is then the gradient of that function.
     Inside the grading sandbox, where autograd is refused, only the forward pass runs: the notebook's
     cells still define their variables, and no ``.grad`` exists for an answer to copy."""
     for p in params.values():
@@ -51,23 +57,31 @@ def forward_with_grads(forward: Callable[..., F], params: dict[str, Tensor], *da
     f = forward(params, *data)
     for t in tracked(f).values():
         t.retain_grad()
-    f.loss.backward(retain_graph=retain_graph)  # type: ignore[attr-defined]
+    if upstream is None:
+        objective = f.loss  # type: ignore[attr-defined]
+    else:
+        named = named_tensors(f)
+        objective = sum((named[name] * weight).sum() for name, weight in upstream(f).items())
+    objective.backward(retain_graph=retain_graph)
     return f
 
 
 def autograd_reference(forward: Callable[..., F], params: dict[str, Tensor], *data: Tensor,
                        extra: Callable[[F, dict[str, Tensor]], dict[str, Tensor]] | None = None,
-                       ) -> tuple[F, dict[str, Tensor]]:
+                       upstream: Upstream | None = None) -> tuple[F, dict[str, Tensor]]:
     """Detached forward steps, and autograd's gradient of every step and parameter (``d`` + name).
 
     ``extra(f, leaves)`` may add gradients that are not of a single named tensor (a vector-Jacobian
-    product through one part of the graph, such as one time step), computed with autograd too.
+    product through one part of the graph, such as one time step), computed with autograd too; a
+    tensor the differentiated function does not reach has ``.grad`` None there, and gets no entry.
+    ``upstream``: differentiate a random linear function of some steps instead of the loss
+    (``forward_with_grads``); only the steps that reach them get a gradient.
     """
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    f = forward_with_grads(forward, leaves, *data, retain_graph=extra is not None)
+    f = forward_with_grads(forward, leaves, *data, retain_graph=extra is not None, upstream=upstream)
     # clones, not views of .grad: later autograd calls (``extra``) may add to the .grad of retained tensors
     grads = {f"d{k}": t.grad.detach().clone() for k, t in tracked(f).items() if k != "loss" and t.grad is not None}
-    grads.update({f"d{k}": p.grad.detach().clone() for k, p in leaves.items()})
+    grads.update({f"d{k}": p.grad.detach().clone() for k, p in leaves.items() if p.grad is not None})
     if extra is not None:
         grads.update({k: v.detach() for k, v in extra(f, leaves).items()})
     return detach(f), grads

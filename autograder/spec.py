@@ -7,13 +7,18 @@ points and (optionally) a tolerance, all in one declaration.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 from .tolerances import Tolerance
+
+if TYPE_CHECKING:
+    from .mistakes import Mistake
 
 
 @dataclass(frozen=True)
@@ -22,13 +27,20 @@ class Case:
 
     ``values`` holds everything a student function may receive (data, parameters, forward
     intermediates, and structured bundles such as a forward namespace); ``grads`` holds autograd's
-    gradient of every tensor, keyed ``"d" + name``. ``sizes`` are sizes a hint may name (batch size).
+    gradient of every tensor, keyed ``"d" + name``.
     """
 
     label: str
     values: Mapping[str, object]
     grads: Mapping[str, Tensor]
-    sizes: tuple[int, ...] = ()
+    # A case made for some items only (a random-upstream case, or one where batchnorm's eps shows);
+    # None: every item is checked on it.
+    items: frozenset[str] | None = None
+    # In a random-upstream case (``upstream.py``), the forward tensors whose gradients are random.
+    random_upstream: tuple[str, ...] = ()
+
+    def checks(self, item: "Item") -> bool:
+        return self.items is None or item.name in self.items
 
     def resolve(self, name: str | int) -> object:
         """An argument by name: a true upstream gradient if it is one, else a forward value."""
@@ -67,9 +79,24 @@ class Item:
     # tensors. ``uses`` names further student objects it needs (the ``MLP`` a ``train`` loop trains).
     driver: str | None = None
     uses: tuple[str, ...] = ()
+    # Wrong answers students give here, each with the hint shown when it reproduces what was received.
+    mistakes: tuple["Mistake", ...] = ()
+    # Library functions this exercise asks the student to write (``"torch.nn.functional.unfold"``,
+    # ``"torch.Tensor.unfold"``, ``"aten::im2col"``): an answer that calls one scores zero on the item,
+    # with a message saying so (``sandbox.guard.Shortcuts``).
+    shortcuts: tuple[str, ...] = ()
 
     def expected_for(self, case: Case) -> Expected:
         return self.expected(case) if self.expected is not None else case.grads[self.name]
+
+
+def with_mistakes(items: tuple[Item, ...], mistakes: Mapping[str, tuple["Mistake", ...]]) -> tuple[Item, ...]:
+    """``items``, each with the known mistakes listed under its name (every name must be an item's)."""
+    unknown = set(mistakes) - {item.name for item in items}
+    if unknown:
+        raise KeyError(f"mistakes declared for items that do not exist: {sorted(unknown)}")
+    return tuple(dataclasses.replace(item, mistakes=item.mistakes + tuple(mistakes.get(item.name, ())))
+                 for item in items)
 
 
 @dataclass(frozen=True)

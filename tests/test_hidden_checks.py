@@ -51,12 +51,24 @@ def test_hidden_cases_use_other_seeds_and_sizes(mlp_cases: list[Case]) -> None:
         assert len(set(dims)) == len(dims), f"sizes must all differ in {case.label}: {dims}"
 
 
-def test_gradients_the_notebook_says_are_zero_are_zero(mlp_cases: list[Case]) -> None:
+def test_gradients_the_notebook_says_are_zero_are_zero_but_zeros_earn_nothing(
+        mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:
     # The notebook tells students to expect ~0 here: the row max does not change the softmax, and
-    # batchnorm subtracts the batch mean right after `+ b1`. Zeros are then a correct answer.
-    for case in mlp_cases:
+    # batchnorm subtracts the batch mean right after `+ b1`. Zeros would then pass, if the checks
+    # used only the loss's gradients; the random-upstream cases (upstream.py) do not let them.
+    for case in (c for c in mlp_cases if c.items is None):
         assert case.grads["dlogit_maxes"].abs().max() < 1e-6
         assert case.grads["db1"].abs().max() < 1e-6
+    for name in ("dlogit_maxes", "db1"):
+        (random_case,) = [c for c in mlp_cases if c.random_upstream and c.checks(mlp.item(name))]
+        assert random_case.grads[name].abs().max() > 1e-3
+    namespace = dict(solution_ns)
+    exec("def backward_logit_maxes(dnorm_logits):\n    return torch.zeros_like(dnorm_logits[:, :1])\n"
+         "def backward_b1(dhprebn):\n    return -dhprebn.sum(0)\n", namespace)
+    reports = {r.item.name: r for r in grade(mlp, NamespaceSource(namespace), mlp_cases)}
+    for name in ("dlogit_maxes", "db1"):
+        assert reports[name].earned == 0 and reports[name].notebook_checks[0].passed
+        assert "right for the true upstream gradient but not on the hidden case 1" in reports[name].problem
 
 
 def _grad_copy(namespace: dict, function: str, target: str) -> None:
@@ -139,7 +151,7 @@ def test_using_a_notebook_global_for_the_batch_size_is_explained(mlp: Assignment
     (report,) = grade(mlp, NamespaceSource(namespace), mlp_cases, [mlp.item("dlogprobs")])
     assert report.earned == 0 and report.notebook_checks[0].passed
     assert "right on the notebook's batch but not on the hidden case" in report.problem
-    assert "notebook variable (like `n` or `T`)" in report.problem
+    assert "a size or a value taken from the notebook instead of from the function's arguments" in report.problem
 
 
 def test_wrong_shape_is_reported_with_the_hint(mlp: Assignment, solution_ns: dict, mlp_cases: list[Case]) -> None:

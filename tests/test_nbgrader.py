@@ -241,7 +241,9 @@ def test_every_submission_has_an_autograded_notebook_and_a_score_on_every_item(
 def test_feedback_shows_the_trusted_verdict_the_hint_and_the_protections(graded: AssignmentRun,
                                                                          released_course: Path) -> None:
     page = (released_course / "feedback" / "sample-partly-right" / "mlp_backprop" / "mlp_backprop.html").read_text()
-    assert "shape mismatch: expected (30, 64), received (64, 30)" in page and "looks transposed" in page
+    assert "shape mismatch: expected (30, 64), received (64, 30)" in page and "transpose of the gradient" in page
+    assert "each row holds the gradient of only one position" in page  # dC's verified hint
+    assert 'src="data:image/png;base64,' in page  # the picture of where the wrong dC differs
     assert "graded in" in page and ("bubblewrap" in page or "limits" in page or "namespaces" in page)
     tamper = (released_course / "feedback" / "test-tamper" / "mlp_backprop" / "mlp_backprop.html").read_text()
     assert "tampered with the grader: the submission changed torch." in tamper

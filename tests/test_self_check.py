@@ -40,7 +40,8 @@ def test_mistakes_fail_their_items_with_the_feedback(tmp_path: Path, mlp: Assign
     assert "5 failed, 24 passed" in done.stdout
     for item in ("dcounts_sum", "dW1", "dbndiff2", "dC", "ex4_backward"):
         assert f"FAILED my_attempt.ipynb::{item}" in done.stdout
-    assert "looks transposed" in done.stdout and "Bessel" in done.stdout and "sign is flipped" in done.stdout
+    assert "transpose of the gradient" in done.stdout and "Bessel" in done.stdout and "sign flipped" in done.stdout
+    assert "each row holds the gradient of only one position" in done.stdout
     assert "first wrong step: dcounts_sum" in done.stdout
 
 

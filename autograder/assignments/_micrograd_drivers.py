@@ -415,14 +415,16 @@ def check_backward(cls: type, graphs: Sequence[LinearGraph]) -> dict[str, Tensor
     return results
 
 
-TWO_PASSES_KEY = "leaves after both passes, minus each pass alone"
+TWO_PASSES_KEY = "share of the first pass each leaf keeps after the second: (both - second alone) / first alone"
 
 
 @_driver
 def check_two_passes(cls: type, first: LinearGraph, second: LinearGraph) -> dict[str, Tensor]:
     """Two graphs over the same leaves, ``backward()`` on each root, nothing zeroed in between: the
-    leaves must hold the sum of what each pass gives on its own. Measured against the student's own
-    single passes, so a mistake inside ``backward()`` costs the ``backward`` item, not this one."""
+    leaves must still hold the first pass's gradient, plus the second's. Each leaf's ratio (both
+    passes - the second alone) / the first alone is 1 when ``backward()`` adds, and 0 when it throws
+    away what it found. Measured against the student's own single passes, so a mistake inside
+    ``backward()`` that still adds costs the ``backward`` item, not this one."""
 
     def leaf_grads(graphs: Sequence[LinearGraph]) -> list[float]:
         leaves = [_leaf(cls, v) for v in first.leaves.tolist()]
@@ -430,11 +432,12 @@ def check_two_passes(cls: type, first: LinearGraph, second: LinearGraph) -> dict
             build_linear(cls, graph, leaves)[-1].backward()  # type: ignore[attr-defined]
         return [_grad(v, f"leaf {i}") for i, v in enumerate(leaves)]
 
-    alone = [a + b for a, b in zip(leaf_grads([first]), leaf_grads([second]))]
-    if not any(alone):
-        raise ValueError("backward() leaves every leaf's grad at 0 on these graphs: the backward item comes first")
+    first_alone, second_alone = leaf_grads([first]), leaf_grads([second])
+    if not all(first_alone):
+        raise ValueError("backward() leaves a leaf's grad at 0 on a graph that reaches it: the backward item "
+                         "comes first")
     both = leaf_grads([first, second])
-    return {TWO_PASSES_KEY: _as_tensor([b - a for a, b in zip(alone, both)])}
+    return {TWO_PASSES_KEY: _as_tensor([(b - s) / f for f, s, b in zip(first_alone, second_alone, both)])}
 
 
 # ---------------------------------------------------------------- the engine the kit lends

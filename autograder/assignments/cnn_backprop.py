@@ -11,6 +11,7 @@ grader runs it to make its references.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from torch import Tensor
 from .. import reference
 from ..data import NOTE_ITOS, NOTE_STOI, SONG_END, song_tokens
 from ..hidden_cases import draw_configs, draw_seed
-from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample, with_standard_samples
+from ..mistakes import Mistake, overwritten, passed_through, scaled
+from ..reference import Upstream, show_source
+from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
+from ..upstream import random_upstream_cases
 
 VOCAB_SIZE = len(NOTE_STOI)  # 9: end of song, comma, a-g
 BN_EPS = 1e-5
@@ -39,6 +42,7 @@ class Config:
     n_embd: int = 6       # C: embedding size = input channels
     h1: int = 7           # channels after the first convolution
     h2: int = 8           # channels after the second convolution and the skip projection
+    conv_gain: float = 1.0  # the two main-path convolutions' weight scale (a hidden case makes it small)
 
 
 NOTEBOOK_CONFIG = Config()
@@ -52,6 +56,12 @@ NOTEBOOK_SEED = 1337
 # so the stride-2 layers see an odd width (the notebook's is even).
 HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
     "batch_size": (4, 16), "context": (5, 16), "n_embd": (4, 8), "h1": (4, 12), "h2": (4, 14)}
+# One more case, for the items whose formula holds batchnorm's eps (SMALL_SCALE_ITEMS), scales both
+# main-path convolutions by 1/25: each batchnorm's input variance is then about 2e-3, where the
+# 1e-5 inside (var + 1e-5)**-0.5 moves dx by ~0.3%, 30 times the tolerance (at the usual scale a
+# dropped eps is off by ~5e-6 relative, inside it).
+SMALL_CONV_GAIN = 1 / 25
+SMALL_SCALE_ITEMS = frozenset({"dc2", "dc1"})
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -59,10 +69,10 @@ def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
     C, H1, H2, V = cfg.n_embd, cfg.h1, cfg.h2, VOCAB_SIZE
     params = {
         "wte": torch.randn((V, C), generator=g),                                    # (V, C)
-        "W1": torch.randn((H1, C, 1, 3), generator=g) / (3 * C) ** 0.5,             # (H1, C, 1, 3)
+        "W1": torch.randn((H1, C, 1, 3), generator=g) * cfg.conv_gain / (3 * C) ** 0.5,  # (H1, C, 1, 3)
         "bn1_gamma": 1.0 + 0.1 * torch.randn(H1, generator=g),                      # (H1,)
         "bn1_beta": 0.1 * torch.randn(H1, generator=g),                             # (H1,)
-        "W2": torch.randn((H2, H1, 1, 3), generator=g) / (3 * H1) ** 0.5,           # (H2, H1, 1, 3)
+        "W2": torch.randn((H2, H1, 1, 3), generator=g) * cfg.conv_gain / (3 * H1) ** 0.5,  # (H2, H1, 1, 3)
         "bn2_gamma": 1.0 + 0.1 * torch.randn(H2, generator=g),                      # (H2,)
         "bn2_beta": 0.1 * torch.randn(H2, generator=g),                             # (H2,)
         "Ws": torch.randn((H2, C, 1, 1), generator=g) / C**0.5,                     # (H2, C, 1, 1)
@@ -167,9 +177,11 @@ def forward_with_grads(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Forwa
     return reference.forward_with_grads(forward, params, x, y)
 
 
-def autograd_reference(params: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Forward, dict[str, Tensor]]:
-    """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name."""
-    return reference.autograd_reference(forward, params, x, y)
+def autograd_reference(params: dict[str, Tensor], x: Tensor, y: Tensor, upstream: Upstream | None = None
+                       ) -> tuple[Forward, dict[str, Tensor]]:
+    """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name (of the
+    loss, or of ``upstream``'s random linear function: see ``upstream.py``)."""
+    return reference.autograd_reference(forward, params, x, y, upstream=upstream)
 
 
 def torch_modules_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -184,12 +196,11 @@ def torch_modules_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(out, 1).view(x.shape[0], 1, -1) @ params["Wh"]
 
 
-def make_case(label: str, cfg: Config, seed: int) -> Case:
+def make_case(label: str, cfg: Config, seed: int, upstream: Upstream | None = None) -> Case:
     params, x, y = setup(cfg, seed)
-    f, grads = autograd_reference(params, x, y)
+    f, grads = autograd_reference(params, x, y, upstream)
     values = {**reference.case_values(f, params), "T": cfg.context}
-    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * f.c2.shape[-1],
-                                                              cfg.batch_size * cfg.context, f.c2.shape[-1]))
+    return Case(label=label, values=values, grads=grads)
 
 
 def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
@@ -210,13 +221,24 @@ def warm_up() -> None:
     song_tokens()
 
 
+def _label(index: int, c: Config) -> str:
+    return f"hidden case {index} (B={c.batch_size}, T={c.context}, C={c.n_embd}, H1={c.h1}, H2={c.h2})"
+
+
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch first, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``
-    (the first with an odd context, so the stride-2 layers see an odd width)."""
-    hidden = [make_case(f"hidden case {i} (B={c.batch_size}, T={c.context}, C={c.n_embd}, H1={c.h1}, H2={c.h2})",
-                        c, draw_seed(rng))
-              for i, c in enumerate(hidden_configs(rng), start=1)]
-    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
+    (the first with an odd context, so the stride-2 layers see an odd width), the small-variance case
+    of the batchnorm items, and the random-upstream cases (``upstream.py``)."""
+    configs = hidden_configs(rng)
+    seeds = [draw_seed(rng) for _ in configs]
+    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
+    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
+    small = make_case(f"{_label(2, configs[1])} with small batchnorm inputs (variance ~2e-3)",
+                      dataclasses.replace(configs[1], conv_gain=SMALL_CONV_GAIN), seeds[1])
+    random_upstream = random_upstream_cases(
+        ITEMS, hidden[0], draw_seed(rng),
+        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream))
+    return [notebook, *hidden, dataclasses.replace(small, items=SMALL_SCALE_ITEMS), *random_upstream]
 
 
 @torch.no_grad()
@@ -235,6 +257,46 @@ def sample_notes(params: dict[str, Tensor], prompt: str, count: int, seed: int =
 
 # ---------------------------------------------------------------- graded items
 
+
+def _dropped_eps(var_name: str) -> Mistake:
+    """batchnorm2d_backward with (var)**-0.5 in place of (var + eps)**-0.5: every entry of a
+    channel scaled by sqrt((var + eps) / var)."""
+    return scaled(lambda c: ((c.resolve(var_name) + BN_EPS) / c.resolve(var_name)) ** 0.5,  # type: ignore[operator]
+                  "the 1e-5 is missing: the forward pass normalises with (var + 1e-5)**-0.5, and where a channel's "
+                  "variance is small (down to {var:.1e} here) it changes the gradient noticeably.",
+                  lambda c: {"var": float(c.resolve(var_name).min())})  # type: ignore[attr-defined]
+
+
+def _batch(case: Case) -> dict[str, int]:
+    return {"B": int(case.resolve("x").shape[0])}  # type: ignore[attr-defined]
+
+
+def _positions(case: Case) -> dict[str, int]:
+    return {"T2": int(case.resolve("res").shape[-1])}  # type: ignore[attr-defined]
+
+
+# Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
+_MISTAKES: dict[str, tuple[Mistake, ...]] = {
+    "dlogits": (scaled(lambda c: _batch(c)["B"], "off by a factor of B = {B}: the loss is the mean over the "
+                       "B = {B} examples of the batch.", _batch),),
+    "dres": (scaled(lambda c: _positions(c)["T2"], "off by a factor of T2 = {T2}: average pooling takes 1/T2 of "
+                    "each of the T2 = {T2} positions.", _positions),),
+    "dc2": (_dropped_eps("bn2_var"),),
+    "dc1": (_dropped_eps("bn1_var"),),
+    "dbn1": (
+        Mistake("the mask is taken from the gradient: relu lets the gradient through where its *input* bn1 was "
+                "positive, whatever the sign of dr1.",
+                lambda c, e: (c.resolve("dr1") > 0).to(e.dtype) * c.resolve("dr1")),  # type: ignore[operator]
+        passed_through("dr1", "relu's mask is missing: the gradient only passes where bn1 was positive."),
+    ),
+    "dwte": (overwritten(lambda c: c.resolve("x"),  # type: ignore[arg-type, return-value]
+                         lambda c: c.resolve("dxin").squeeze(2).permute(0, 2, 1)  # type: ignore[attr-defined]
+                         .reshape(-1, c.resolve("wte").shape[1]),  # type: ignore[attr-defined]
+                         "each row holds the gradient of only one position that uses its note: a note that "
+                         "appears several times must collect all of them (`+=` in a loop, or `index_add_`; "
+                         "indexed assignment keeps one)."),),
+}
+
 def _unfold(name: str, k: int, stride: int, padding: int):  # type: ignore[no-untyped-def]
     return lambda case: F.unfold(case.values[name], (1, k), padding=(0, padding), stride=(1, stride))
 
@@ -247,13 +309,24 @@ def _fold(name: str, k: int, stride: int, padding: int):  # type: ignore[no-unty
 _BN = "per channel, the sums run over batch and positions (dims 0, 2, 3): N = B*T values per channel."
 _CONV = "dW from the unfolded input; dx by folding the unfolded gradient back (F.fold, same stride and padding)."
 
-ITEMS: tuple[Item, ...] = (
+# What unfold_loop and fold_loop reimplement, in every form that does the job in one call: the
+# functions, their operators, and the convolutions that compute an unfolding (an identity kernel)
+# or a folding (a transposed one). ``nn.Unfold`` and ``nn.Fold`` call the functions.
+UNFOLD_SHORTCUTS = ("torch.nn.functional.unfold", "torch.Tensor.unfold", "torch._C._nn.im2col", "aten::im2col",
+                    "aten::unfold", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d",
+                    "torch.convolution", "aten::convolution", "aten::_convolution", "aten::conv1d", "aten::conv2d")
+FOLD_SHORTCUTS = ("torch.nn.functional.fold", "torch._C._nn.col2im", "aten::col2im",
+                  "torch.nn.functional.conv_transpose1d", "torch.nn.functional.conv_transpose2d",
+                  "torch.convolution", "aten::convolution", "aten::_convolution", "aten::conv_transpose1d",
+                  "aten::conv_transpose2d")
+
+ITEMS: tuple[Item, ...] = with_mistakes((
     # part 1: convolution as unfold + matrix product
     Item("unfold_s1", "unfold_loop", ("xin", 3, 1, 1), 2, 1, expected=_unfold("xin", 3, 1, 1),
          hint="pad both ends of the token axis, then take one window per output position; each column "
-              "lists channel 0's window, then channel 1's, ..."),
+              "lists channel 0's window, then channel 1's, ...", shortcuts=UNFOLD_SHORTCUTS),
     Item("unfold_s2", "unfold_loop", ("r1", 3, 2, 1), 1, 1, expected=_unfold("r1", 3, 2, 1),
-         hint="with stride 2 the windows start at 0, 2, 4, ... of the padded input."),
+         hint="with stride 2 the windows start at 0, 2, 4, ... of the padded input.", shortcuts=UNFOLD_SHORTCUTS),
     # part 2: the backward pass, from the loss down; every function gets the true upstream gradient
     Item("dlogits", "cross_entropy_backward", ("logits_flat", "y"), 2, 2,
          expected=lambda case: case.grads["dlogits_flat"]),
@@ -270,8 +343,10 @@ ITEMS: tuple[Item, ...] = (
     Item("dbn2_beta", "batchnorm2d_backward", ("dbn2", "bn2_xhat", "bn2_gamma", "bn2_var"), 1, 2, output=2,
          hint=_BN),
     Item("fold_s1", "fold_loop", ("dcols1", "T", 3, 1, 1), 2, 2, expected=_fold("dcols1", 3, 1, 1),
-         hint="add every window's column back where it came from (windows overlap), then drop the padding."),
-    Item("fold_s2", "fold_loop", ("dcols2", "T", 3, 2, 1), 1, 2, expected=_fold("dcols2", 3, 2, 1)),
+         hint="add every window's column back where it came from (windows overlap), then drop the padding.",
+         shortcuts=FOLD_SHORTCUTS),
+    Item("fold_s2", "fold_loop", ("dcols2", "T", 3, 2, 1), 1, 2, expected=_fold("dcols2", 3, 2, 1),
+         shortcuts=FOLD_SHORTCUTS),
     Item("dr1", "conv_backward", ("dc2", "r1", "W2", 2, 1), 2, 2, output=0, hint=_CONV),
     Item("dW2", "conv_backward", ("dc2", "r1", "W2", 2, 1), 2, 2, output=1, hint=_CONV),
     Item("dbn1", "relu_backward", ("bn1", "dr1"), 1, 2),
@@ -290,7 +365,7 @@ ITEMS: tuple[Item, ...] = (
     Item("backward", "manual_backward", ("f", "params"), 4, 3,
          hint="return a dict with one gradient per parameter name: " + ", ".join(PARAM_NAMES) + ".",
          expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
-)
+), _MISTAKES)
 
 
 # ---------------------------------------------------------------- bundled sample submissions

@@ -25,8 +25,10 @@ from torch import Tensor
 from .. import reference
 from ..data import ITOS, STOI, name_stream, name_windows
 from ..hidden_cases import draw_configs, draw_seed
-from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample, with_standard_samples
+from ..mistakes import Mistake, overwritten, passed_through, scaled
+from ..reference import Upstream, show_source
+from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
+from ..upstream import random_upstream_cases
 
 VOCAB_SIZE = len(STOI)  # 27
 LN_EPS = 1e-5
@@ -222,10 +224,18 @@ def forward(params: dict[str, Tensor], x: Tensor, y: Tensor, n_head: int) -> For
 
 
 def _through_layernorm(f: Forward, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
-    """What reaches x0 through ln1 only, and x1 through ln2 only (the residual brings the rest)."""
-    (dx0_ln1,) = torch.autograd.grad(f.ln1, f.x0, f.ln1.grad, retain_graph=True)
-    (dx1_ln2,) = torch.autograd.grad(f.ln2, f.x1, f.ln2.grad, retain_graph=True)
-    return {"dx0_ln1": dx0_ln1, "dx1_ln2": dx1_ln2}
+    """What reaches x0 through ln1 only, and x1 through ln2 only (the residual brings the rest); none
+    where the differentiated function does not reach that LayerNorm (``upstream.py``)."""
+    shares: dict[str, Tensor] = {}
+    for name, out, inp in (("dx0_ln1", f.ln1, f.x0), ("dx1_ln2", f.ln2, f.x1)):
+        if out.grad is not None:
+            (shares[name],) = torch.autograd.grad(out, inp, out.grad, retain_graph=True)
+    return shares
+
+
+# Whose gradient an argument is, where its name does not say: the share of x0 (x1) that comes
+# through ln1 (ln2) is the gradient of ln1 (ln2), taken through that LayerNorm.
+UPSTREAM_ALIASES = {"dx0_ln1": "ln1", "dx1_ln2": "ln2"}
 
 
 def forward_with_grads(params: dict[str, Tensor], x: Tensor, y: Tensor, n_head: int) -> Forward:
@@ -233,17 +243,18 @@ def forward_with_grads(params: dict[str, Tensor], x: Tensor, y: Tensor, n_head: 
     return reference.forward_with_grads(forward, params, x, y, n_head)
 
 
-def autograd_reference(params: dict[str, Tensor], x: Tensor, y: Tensor, n_head: int
-                       ) -> tuple[Forward, dict[str, Tensor]]:
-    """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name."""
-    return reference.autograd_reference(forward, params, x, y, n_head, extra=_through_layernorm)
+def autograd_reference(params: dict[str, Tensor], x: Tensor, y: Tensor, n_head: int,
+                       upstream: Upstream | None = None) -> tuple[Forward, dict[str, Tensor]]:
+    """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name (of the
+    loss, or of ``upstream``'s random linear function: see ``upstream.py``)."""
+    return reference.autograd_reference(forward, params, x, y, n_head, extra=_through_layernorm, upstream=upstream)
 
 
-def make_case(label: str, cfg: Config, seed: int) -> Case:
+def make_case(label: str, cfg: Config, seed: int, upstream: Upstream | None = None) -> Case:
     params, x, y = setup(cfg, seed)
-    f, grads = autograd_reference(params, x, y, cfg.n_head)
+    f, grads = autograd_reference(params, x, y, cfg.n_head, upstream)
     values = {**reference.case_values(f, params), "n_head": cfg.n_head, "head_size": cfg.head_size}
-    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * cfg.context, cfg.batch_size))
+    return Case(label=label, values=values, grads=grads)
 
 
 def warm_up() -> None:
@@ -251,12 +262,22 @@ def warm_up() -> None:
     name_stream()
 
 
+def _label(index: int, c: Config) -> str:
+    return f"hidden case {index} (B={c.batch_size}, T={c.context}, heads={c.n_head}, head size={c.head_size})"
+
+
 def make_cases(rng: random.Random) -> list[Case]:
-    """The notebook's own batch, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``."""
-    hidden = [make_case(f"hidden case {i} (B={c.batch_size}, T={c.context}, heads={c.n_head}, "
-                        f"head size={c.head_size})", c, draw_seed(rng))
-              for i, c in enumerate(hidden_configs(rng), start=1)]
-    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
+    """The notebook's own batch, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``, then
+    the random-upstream cases (``upstream.py``)."""
+    configs = hidden_configs(rng)
+    seeds = [draw_seed(rng) for _ in configs]
+    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
+    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
+    random_upstream = random_upstream_cases(
+        ITEMS, hidden[0], draw_seed(rng),
+        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream),
+        UPSTREAM_ALIASES)
+    return [notebook, *hidden, *random_upstream]
 
 
 @torch.no_grad()
@@ -283,24 +304,70 @@ def sample_names(params: dict[str, Tensor], n_head: int, count: int, seed: int =
 # ---------------------------------------------------------------- graded items
 
 _TWO = "{x} feeds two paths (the residual and {y}): the gradients of both add up."
-_LINEAR = ("out = x @ W + b at every position: dx = dout @ W^T; dW = x^T @ dout and db = dout summed, "
-           "both over all B*T positions (flatten B and T).")
+_LINEAR = ("out = x @ W + b at every position: the matrix rules of a linear layer, with dW and db summed over "
+           "all B*T positions (flatten B and T).")
+_LN_HINT = ("three routes lead from x to xhat (directly, through the mean, through rstd); the notebook "
+            "derives each: add them up, with dxhat = dout * gamma.")
+
+
+def _positions(case: Case) -> dict[str, int]:
+    return {"N": int(case.resolve("logits_flat").shape[0])}  # type: ignore[attr-defined]
+
+
+def _eps_outside(case: Case) -> Tensor:
+    """LayerNorm's backward pass written for (x - mean) / (std + eps): per row, its rstd over ours."""
+    rstd = case.resolve("ln1_rstd")
+    std = (1.0 / rstd**2 - LN_EPS).sqrt()  # type: ignore[operator]
+    return (1.0 / (std + LN_EPS)) / rstd  # type: ignore[operator]
+
+
+def _only_path(arg: str, path: str, other: str) -> Mistake:
+    return passed_through(arg, f"that is only the path through {path}: add the gradient that comes through {other}.")
+
+
+# Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
+_MISTAKES: dict[str, tuple[Mistake, ...]] = {
+    "dlogits": (scaled(lambda c: _positions(c)["N"], "off by a factor of B*T = {N}: the loss is the mean over "
+                       "all B*T = {N} positions.", _positions),),
+    "datt_scaled": (Mistake("that is only the diagonal of the softmax's derivative: each probability of a row also "
+                            "depends on every other score of the row, through the normalising sum.",
+                            lambda c, e: c.resolve("att") * c.resolve("datt")),),  # type: ignore[operator]
+    "dscores": (passed_through("datt_scaled", "the scale is missing: att_scaled = scores * head_size**-0.5, and a "
+                               "constant factor of the forward pass is the same factor in the backward pass."),
+                scaled(lambda c: float(c.resolve("head_size")),  # type: ignore[arg-type]
+                       "multiplied by sqrt(head_size) where the forward pass divides by it.")),
+    "dkh": (Mistake("kh enters scores = qh @ kh^T transposed: its gradient uses dscores transposed (the last two "
+                    "dims), then qh.",
+                    lambda c, e: c.resolve("dscores") @ c.resolve("qh")),),  # type: ignore[operator]
+    "dvh": (Mistake("in yh = att @ vh, vh's gradient multiplies by att transposed (the last two dims).",
+                    lambda c, e: c.resolve("att") @ c.resolve("dyh")),),  # type: ignore[operator]
+    "dx0_ln1": (scaled(_eps_outside, "this is LayerNorm's backward pass for (x - mean) / (std + eps): the forward "
+                       "pass puts eps inside the root, (x - mean) / sqrt(var + eps). Use the rstd you are given; at "
+                       "ln1 the inputs are small, where the two differ."),),
+    "dx1": (_only_path("dx2", "the skip connection", "the MLP (dx1_ln2)"),
+            _only_path("dx1_ln2", "the MLP", "the skip connection (dx2)")),
+    "dx0": (_only_path("dx1", "the skip connection", "attention (dx0_ln1)"),
+            _only_path("dx0_ln1", "attention", "the skip connection (dx1)")),
+    "dwte": (overwritten(lambda c: c.resolve("x"),  # type: ignore[arg-type, return-value]
+                         lambda c: c.resolve("dx0").reshape(-1, c.resolve("wte").shape[1]),  # type: ignore[attr-defined]
+                         "each row holds the gradient of only one position that uses its character: a character "
+                         "used several times must collect all of them (`+=` in a loop, or `index_add_`; "
+                         "indexed assignment keeps one)."),),
+}
 
 # The default tolerance (rtol 1e-4, set for float32) is loose for float64 answers on purpose: a right
 # answer uses none of it, and eps outside LayerNorm's root (off by ~eps / (2 var)) shows at ln1 only,
 # where the spread is ~0.03, and not at ln2 and lnf, where the stream is O(1). A tighter rtol would
 # make that one mistake cost all three LayerNorm items.
-ITEMS: tuple[Item, ...] = (
+ITEMS: tuple[Item, ...] = with_mistakes((
     # part 1: the loss, the head, the final LayerNorm
     Item("dlogits", "cross_entropy_backward", ("logits_flat", "y"), 2, 1,
-         hint="softmax minus the one-hot target, divided by the number of positions B*T.",
+         hint="the loss is a mean over all B*T positions.",
          expected=lambda case: case.grads["dlogits_flat"]),
     Item("dlnf", "head_backward", ("lnf", "W_head", "dlogits"), 1, 1, output=0),
     Item("dW_head", "head_backward", ("lnf", "W_head", "dlogits"), 1, 1, output=1,
          hint="the weight gradient sums over every position: flatten (B, T) before the matmul."),
-    Item("dx2", "layernorm_backward", ("dlnf", "lnf_xhat", "lnf_g", "lnf_rstd"), 3, 1, output=0,
-         hint="dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), means over the last dim, "
-              "with dxhat = dout * gamma."),
+    Item("dx2", "layernorm_backward", ("dlnf", "lnf_xhat", "lnf_g", "lnf_rstd"), 3, 1, output=0, hint=_LN_HINT),
     Item("dlnf_g", "layernorm_backward", ("dlnf", "lnf_xhat", "lnf_g", "lnf_rstd"), 1, 1, output=1,
          hint="gamma multiplies xhat at every position: sum dout * xhat over B and T."),
     Item("dlnf_b", "layernorm_backward", ("dlnf", "lnf_xhat", "lnf_g", "lnf_rstd"), 1, 1, output=2),
@@ -313,7 +380,7 @@ ITEMS: tuple[Item, ...] = (
     Item("dln2", "linear_backward", ("ln2", "W_fc", "dfc"), 1, 2, output=0, hint=_LINEAR),
     Item("dW_fc", "linear_backward", ("ln2", "W_fc", "dfc"), 1, 2, output=1, hint=_LINEAR),
     Item("db_fc", "linear_backward", ("ln2", "W_fc", "dfc"), 1, 2, output=2, hint=_LINEAR),
-    Item("dx1_ln2", "layernorm_backward", ("dln2", "ln2_xhat", "ln2_g", "ln2_rstd"), 1, 2, output=0,
+    Item("dx1_ln2", "layernorm_backward", ("dln2", "ln2_xhat", "ln2_g", "ln2_rstd"), 1, 2, output=0, hint=_LN_HINT,
          expected=lambda case: case.grads["dx1_ln2"]),
     Item("dx1", "residual_backward", ("dx2", "dx1_ln2"), 1, 2, hint=_TWO.format(x="x1", y="the MLP")),
     # part 3: attention
@@ -324,24 +391,23 @@ ITEMS: tuple[Item, ...] = (
          hint="undo the merge: view as (B, T, nh, hs), then swap T and nh back."),
     Item("datt", "attention_values_backward", ("att", "vh", "dyh"), 1, 3, output=0),
     Item("dvh", "attention_values_backward", ("att", "vh", "dyh"), 1, 3, output=1,
-         hint="yh = att @ vh: dvh = att^T @ dyh, per batch and head (transpose the last two dims)."),
+         hint="yh = att @ vh, per batch and head: the matrix rules, transposing the last two dims only."),
     Item("datt_scaled", "softmax_backward", ("att", "datt"), 3, 3,
-         hint="dS = P * (dP - (dP * P).sum(-1, keepdim=True)): every output of a row's softmax depends on "
-              "every input of that row."),
+         hint="every output of a row's softmax depends on every input of that row."),
     Item("dscores", "scale_backward", ("datt_scaled", "head_size"), 1, 3,
          hint="att_scaled = scores * head_size ** -0.5: the constant multiplies the gradient too."),
     Item("dqh", "scores_backward", ("qh", "kh", "dscores"), 1, 3, output=0,
-         hint="scores = qh @ kh^T, per batch and head: dqh = dscores @ kh."),
+         hint="scores = qh @ kh^T, per batch and head: the matrix rules, on the last two dims."),
     Item("dkh", "scores_backward", ("qh", "kh", "dscores"), 2, 3, output=1,
-         hint="scores = qh @ kh^T, per batch and head: dkh = dscores^T @ qh (transpose dscores's last two dims)."),
+         hint="scores = qh @ kh^T, per batch and head: kh appears transposed."),
     Item("dqkv", "split_heads_backward", ("dqh", "dkh", "dvh"), 1, 3,
          hint="each of q, k, v was viewed as (B, T, nh, hs) and transposed: undo both, then put them side by side."),
     Item("dln1", "linear_backward", ("ln1", "W_qkv", "dqkv"), 1, 3, output=0, hint=_LINEAR),
     Item("dW_qkv", "linear_backward", ("ln1", "W_qkv", "dqkv"), 1, 3, output=1, hint=_LINEAR),
     Item("db_qkv", "linear_backward", ("ln1", "W_qkv", "dqkv"), 1, 3, output=2, hint=_LINEAR),
     Item("dx0_ln1", "layernorm_backward", ("dln1", "ln1_xhat", "ln1_g", "ln1_rstd"), 1, 3, output=0,
-         hint=("right at lnf and ln2 but not here? ln1's inputs are the small embeddings (spread ~0.03), where "
-               "eps matters: use the rstd you are given (eps inside the root) and do not rebuild std."),
+         hint=("ln1's inputs are the small embeddings (spread ~0.03), where LayerNorm's eps is not negligible: "
+               "use the rstd you are given (eps inside the root)."),
          expected=lambda case: case.grads["dx0_ln1"]),
     Item("dx0", "residual_backward", ("dx1", "dx0_ln1"), 1, 3, hint=_TWO.format(x="x0", y="attention")),
     # part 4: the embeddings
@@ -353,7 +419,7 @@ ITEMS: tuple[Item, ...] = (
     Item("backward", "manual_backward", ("f", "params"), 4, 5,
          hint="return a dict with one gradient per parameter name: " + ", ".join(PARAM_NAMES) + ".",
          expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
-)
+), _MISTAKES)
 
 
 # ---------------------------------------------------------------- bundled sample submissions

@@ -20,14 +20,18 @@ from torch import Tensor
 from .. import reference
 from ..data import ITOS, STOI, name_stream, name_windows
 from ..hidden_cases import draw_configs, draw_seed
-from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample, with_standard_samples
+from ..mistakes import Mistake, overwritten, passed_through, scaled
+from ..reference import Upstream, show_source
+from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
+from ..upstream import random_upstream_cases
 
 VOCAB_SIZE = len(STOI)  # 27
 PARAM_NAMES = ("wte", "x2g_W", "x2g_b", "h2g_W", "h2g_b", "head_W")
-STEP_KEYS = ("dz", "dr", "dn", "dz_pre", "dr_pre", "dn_pre", "dh_prev", "dx_t",
-             "dx2g_W", "dx2g_b", "dh2g_W", "dh2g_b")
+# What one step's backward pass returns to the loop through time (the notebook's gru_step_backward).
+STEP_KEYS = ("dh_prev", "dx_t", "dx2g_W", "dx2g_b", "dh2g_W", "dh2g_b")
 CHECKED_STEP = 2  # the time step whose step backward is checked (every case has T > 3)
+# Whose gradient an argument is, where its name does not say: ``bptt`` gets the stacked hidden states'.
+UPSTREAM_ALIASES = {"dH": "hs"}
 
 
 @dataclass(frozen=True)
@@ -153,33 +157,44 @@ def forward_with_grads(params: dict[str, Tensor], *data: Tensor) -> Forward:
 
 
 def _step_contributions(f: Forward, leaves: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Per time step, with autograd: what flows into h_{t-1} through step t alone, and step t's
-    share of each gate weight's gradient (vector-Jacobian products with the true upstream gradient)."""
+    """Per time step, with autograd: what flows into h_{t-1} through step t alone (in all, directly
+    through z, and through the gates' h2g part), and step t's share of each gate weight's gradient
+    (vector-Jacobian products with the true upstream gradient). A step that the differentiated
+    function does not reach (a random-upstream case: ``upstream.py``) gets no entries."""
     # Read the true gradients first: retain_grad() hooks fire during every autograd.grad call below
     # and would add to the .grad of the tensors they pass through.
-    dh = [h.grad.clone() for h in f.h]
-    dgx = [g.grad.clone() for g in f.gx]
-    dgh = [g.grad.clone() for g in f.gh]
+    def grads_of(steps: list[Tensor]) -> list[Tensor | None]:
+        return [None if t.grad is None else t.grad.clone() for t in steps]
+
+    dh, dgx, dgh = grads_of(f.h), grads_of(f.gx), grads_of(f.gh)
     out: dict[str, Tensor] = {}
     for t in range(len(f.h)):
-        if t > 0:
-            (out[f"dh_prev@{t}"],) = torch.autograd.grad(f.h[t], f.h[t - 1], dh[t], retain_graph=True)
-        else:
-            out[f"dh_prev@{t}"] = torch.zeros_like(f.h[0])
-        out[f"dx2g_W@{t}"], out[f"dx2g_b@{t}"] = torch.autograd.grad(
-            f.gx[t], (leaves["x2g_W"], leaves["x2g_b"]), dgx[t], retain_graph=True)
-        # h_{t-1} itself depends on h2g_W (earlier steps): hold it fixed to get step t's own share.
-        h_prev = f.h[t - 1].detach() if t > 0 else torch.zeros_like(f.h[0])
-        gh_local = h_prev @ leaves["h2g_W"] + leaves["h2g_b"]
-        out[f"dh2g_W@{t}"], out[f"dh2g_b@{t}"] = torch.autograd.grad(
-            gh_local, (leaves["h2g_W"], leaves["h2g_b"]), dgh[t])
+        h_prev = f.h[t - 1] if t > 0 else None
+        if dh[t] is not None:
+            out[f"dh_prev@{t}"] = (torch.autograd.grad(f.h[t], h_prev, dh[t], retain_graph=True)[0]
+                                   if h_prev is not None else torch.zeros_like(f.h[0]))
+        if dgh[t] is not None:
+            out[f"dh_gates@{t}"] = (torch.autograd.grad(f.gh[t], h_prev, dgh[t], retain_graph=True)[0]
+                                    if h_prev is not None else torch.zeros_like(f.h[0]))
+            # h_{t-1} itself depends on h2g_W (earlier steps): hold it fixed to get step t's own share.
+            fixed = h_prev.detach() if h_prev is not None else torch.zeros_like(f.h[0])
+            gh_local = fixed @ leaves["h2g_W"] + leaves["h2g_b"]
+            out[f"dh2g_W@{t}"], out[f"dh2g_b@{t}"] = torch.autograd.grad(
+                gh_local, (leaves["h2g_W"], leaves["h2g_b"]), dgh[t])
+        if f"dh_prev@{t}" in out and f"dh_gates@{t}" in out:
+            out[f"dh_direct@{t}"] = out[f"dh_prev@{t}"] - out[f"dh_gates@{t}"]  # through z * h_prev alone
+        if dgx[t] is not None:
+            out[f"dx2g_W@{t}"], out[f"dx2g_b@{t}"] = torch.autograd.grad(
+                f.gx[t], (leaves["x2g_W"], leaves["x2g_b"]), dgx[t], retain_graph=True)
     return out
 
 
-def autograd_reference(params: dict[str, Tensor], *data: Tensor) -> tuple[Forward, dict[str, Tensor]]:
+def autograd_reference(params: dict[str, Tensor], *data: Tensor, upstream: Upstream | None = None
+                       ) -> tuple[Forward, dict[str, Tensor]]:
     """The grader's reference: autograd's gradient of every step and parameter, ``d`` + name (``@t``
-    for one time step), plus each step's own contributions."""
-    return reference.autograd_reference(forward, params, *data, extra=_step_contributions)
+    for one time step), plus each step's own contributions; of the loss, or of ``upstream``'s random
+    linear function (``upstream.py``)."""
+    return reference.autograd_reference(forward, params, *data, extra=_step_contributions, upstream=upstream)
 
 
 def step_grad_name(key: str, t: int) -> str:
@@ -192,14 +207,16 @@ class StepOracle:
 
     It knows the true gradients of every step (from autograd) and gives them back only for the true
     inputs: a loop that passes step t the wrong ``dh`` gets an error that says so. So a mistake in
-    the step function costs only the step items, and a mistake in the loop only the loop items.
+    the step's pieces costs only their items, and a mistake in the loop only the loop items.
     """
 
     def __init__(self, f: Forward, grads: dict[str, Tensor]) -> None:
         T = len(f.z)
         self.z = [f.z[t] for t in range(T)]
-        self.dh = [grads[f"dh@{t}"] for t in range(T)]
-        self.answers = [{key: grads[step_grad_name(key, t)] for key in STEP_KEYS} for t in range(T)]
+        # every step has an answer only when the loss (or a random function of all hidden states) is
+        # differentiated; a case for a single step's items leaves the oracle unused
+        self.dh = [grads.get(f"dh@{t}") for t in range(T)]
+        self.answers = [{key: grads.get(step_grad_name(key, t)) for key in STEP_KEYS} for t in range(T)]
 
     def __call__(self, dh: Tensor, x_t: Tensor, h_prev: Tensor, z: Tensor, r: Tensor, n: Tensor, nh: Tensor,
                  x2g_W: Tensor, h2g_W: Tensor) -> dict[str, Tensor]:
@@ -207,19 +224,23 @@ class StepOracle:
         if t is None:
             raise ValueError("step_backward was called with a z that is not any step's update gate: pass the "
                              "cache of step t (f.z[t], f.r[t], ...) with that step's dh")
-        if dh.shape != self.dh[t].shape or not torch.allclose(dh, self.dh[t], rtol=1e-4, atol=1e-6):
+        true_dh = self.dh[t]
+        if true_dh is None or any(v is None for v in self.answers[t].values()):
+            raise ValueError(f"step {t} has no reference gradient in this case")
+        if dh.shape != true_dh.shape or not torch.allclose(dh, true_dh, rtol=1e-4, atol=1e-6):
             raise ValueError(f"step {t} received a dh that is not the gradient of h_{t}: it should be the "
                              f"head's gradient dH[:, {t}] plus dh_prev from step {t + 1}")
-        return {k: v.clone() for k, v in self.answers[t].items()}
+        return {k: v.clone() for k, v in self.answers[t].items()}  # type: ignore[union-attr]
 
 
-def make_case(label: str, cfg: Config, seed: int) -> Case:
+def make_case(label: str, cfg: Config, seed: int, upstream: Upstream | None = None) -> Case:
     params, x, y, mask_emb, mask_h = setup(cfg, seed)
-    f, grads = autograd_reference(params, x, y, mask_emb, mask_h)
-    values = {**reference.case_values(f, params), "oracle": StepOracle(f, grads)}
+    f, grads = autograd_reference(params, x, y, mask_emb, mask_h, upstream=upstream)
+    values = {**reference.case_values(f, params), "oracle": StepOracle(f, grads), "p_drop": cfg.p_drop}
     grads = dict(grads)
-    grads["dH"] = grads["dhs"]  # what the head sends to the hidden states, as bptt receives it
-    return Case(label=label, values=values, grads=grads, sizes=(cfg.batch_size * cfg.context,))
+    if "dhs" in grads:
+        grads["dH"] = grads["dhs"]  # what the head sends to the hidden states, as bptt receives it
+    return Case(label=label, values=values, grads=grads)
 
 
 def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
@@ -238,13 +259,22 @@ def warm_up() -> None:
     name_stream()
 
 
+def _label(index: int, c: Config) -> str:
+    return f"hidden case {index} (B={c.batch_size}, T={c.context}, E={c.n_embd}, H={c.hidden})"
+
+
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch, then ``HIDDEN_CASES`` with sizes, sequence lengths and seeds drawn
-    from ``rng``."""
-    hidden = [make_case(f"hidden case {i} (B={c.batch_size}, T={c.context}, E={c.n_embd}, H={c.hidden})",
-                        c, draw_seed(rng))
-              for i, c in enumerate(hidden_configs(rng), start=1)]
-    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
+    from ``rng``, then the random-upstream cases (``upstream.py``)."""
+    configs = hidden_configs(rng)
+    seeds = [draw_seed(rng) for _ in configs]
+    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
+    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
+    random_upstream = random_upstream_cases(
+        ITEMS, hidden[0], draw_seed(rng),
+        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream),
+        UPSTREAM_ALIASES)
+    return [notebook, *hidden, *random_upstream]
 
 
 @torch.no_grad()
@@ -291,14 +321,17 @@ def torch_gru_hidden_states(params: dict[str, Tensor], embd: Tensor) -> Tensor:
 # ---------------------------------------------------------------- graded items
 
 _S = CHECKED_STEP
-_STEP_ARGS: tuple[str, ...] = (f"dh@{_S}", f"xt@{_S}", f"h@{_S - 1}", f"z@{_S}", f"r@{_S}", f"n@{_S}",
-                               f"nh@{_S}", "x2g_W", "h2g_W")
+_T = f"@{_S}"      # the checked step's tensors: z@2, n@2, ...
+_P = f"@{_S - 1}"  # the step before it: h@1 is the checked step's h_prev
 
 
-def _step_item(key: str, points: float, hint: str | None = None) -> Item:
-    """An item checking one entry of the step backward's dict, at time step CHECKED_STEP."""
-    return Item(f"step_{key}", "gru_step_backward", _STEP_ARGS, points, 1, output=key, hint=hint,
-                expected=lambda case: case.grads[step_grad_name(key, _S)])
+def _step(name: str, function: str, args: tuple[str, ...], points: float, output: int | None = None,
+          hint: str | None = None, expected: str | None = None) -> Item:
+    """An item of part 1: one piece of the step backward at time step CHECKED_STEP, given that step's
+    true upstream gradient (so a slip in one piece costs only that piece's items)."""
+    key = expected or f"d{name}{_T}"
+    return Item(f"step_d{name}", function, args, points, 1, output=output, hint=hint,
+                expected=lambda case: case.grads[key])
 
 
 def _bptt_item(key: str, points: float, expected_name: str) -> Item:
@@ -308,21 +341,86 @@ def _bptt_item(key: str, points: float, expected_name: str) -> Item:
                      "step t+1 sent back to it; add every step's weight gradients.")
 
 
-ITEMS: tuple[Item, ...] = (
-    # part 1: one step, from dh_t and the step's cache
-    _step_item("dn", 1, "h_t = (1 - z) * n + z * h_prev"),
-    _step_item("dz", 1, "h_t = (1 - z) * n + z * h_prev: z weighs h_prev against n"),
-    _step_item("dn_pre", 1, "n = tanh(n_pre)"),
-    _step_item("dr", 1, "n_pre = nx + r * nh"),
-    _step_item("dz_pre", 1, "z = sigmoid(z_pre), and sigmoid' = s * (1 - s)"),
-    _step_item("dr_pre", 1),
-    _step_item("dh_prev", 2, "h_prev reaches h_t directly (through z) and through all three gates' h2g part"),
-    _step_item("dx_t", 1, "x_t reaches all three gates through x2g: stack (dz_pre, dr_pre, dn_pre) in the "
-                          "order of the chunks"),
-    _step_item("dx2g_W", 1),
-    _step_item("dx2g_b", 1),
-    _step_item("dh2g_W", 1, "the candidate's hidden part nh is scaled by r before it reaches n_pre"),
-    _step_item("dh2g_b", 1),
+_BLEND = (f"dh{_T}", f"h{_P}", f"z{_T}", f"n{_T}")
+_GATES = (f"dz_pre{_T}", f"dr_pre{_T}", f"dn_pre{_T}", f"dnh{_T}")
+_X2G = (f"xt{_T}", "x2g_W", f"dgx{_T}")
+_H2G = (f"h{_P}", "h2g_W", f"dgh{_T}")
+_BLEND_HINT = "h_t = (1 - z) * n + z * h_prev: three products, each input's share is the other factor times dh."
+_LINEAR_HINT = "out = x @ W + b over the batch: dx = dout @ W^T, dW = x^T @ dout, db = dout summed over the batch."
+
+def _grad(case: Case, name: str) -> Tensor:
+    return case.grads[name]
+
+
+def _tanh_slope_for_sigmoid(gate: str) -> Mistake:
+    """sigmoid_backward written with tanh's derivative 1 - s**2: off by (1 + s) / s, entry by entry."""
+    return scaled(lambda c: (1 + c.resolve(gate)) / c.resolve(gate),  # type: ignore[operator]
+                  "that is tanh's derivative, 1 - s**2: the sigmoid's is s * (1 - s).")
+
+
+def _dropout_facts(case: Case) -> dict[str, float]:
+    return {"p": float(case.resolve("p_drop"))}  # type: ignore[arg-type]
+
+
+def _dropout_mistakes(upstream: str) -> tuple[Mistake, ...]:
+    return (passed_through(upstream, "dropout's mask is missing: the forward pass multiplied by the mask, so "
+                                     "the backward pass multiplies by it too."),
+            scaled(lambda c: 1 - float(c.resolve("p_drop")),  # type: ignore[arg-type]
+                   "off by a factor 1 - p = {factor}: the mask already holds the 1/(1 - p) scale of inverted "
+                   "dropout (p = {p}); multiply by the mask itself, not by where it is non-zero.", _dropout_facts))
+
+
+# Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
+_MISTAKES: dict[str, tuple[Mistake, ...]] = {
+    "step_dh_direct": (passed_through(f"dn{_T}", "that is the share of n: in h_t = (1 - z) * n + z * h_prev, "
+                                                 "h_prev is weighted by z."),),
+    "step_dn_pre": (passed_through(f"dn{_T}", "tanh's local derivative is missing: n = tanh(n_pre), and tanh's "
+                                              "derivative can be written with n itself."),),
+    "step_dnh": (passed_through(f"dn_pre{_T}", "nh reaches n_pre only through r * nh: r scales its gradient."),),
+    "step_dz_pre": (_tanh_slope_for_sigmoid(f"z{_T}"),
+                    passed_through(f"dz{_T}", "the sigmoid's local derivative is missing: z = sigmoid(z_pre).")),
+    "step_dr_pre": (_tanh_slope_for_sigmoid(f"r{_T}"),
+                    passed_through(f"dr{_T}", "the sigmoid's local derivative is missing: r = sigmoid(r_pre).")),
+    "step_dgx": (Mistake("the chunks are out of order: gx.chunk(3) gave (zx, rx, nx), so the gradient stacks "
+                         "(dz_pre, dr_pre, dn_pre).",
+                         lambda c, e: torch.cat([_grad(c, f"dr_pre{_T}"), _grad(c, f"dz_pre{_T}"),
+                                                 _grad(c, f"dn_pre{_T}")], dim=1)),),
+    "step_dgh": (Mistake("the n chunk of gh is nh, which reaches n_pre only through r: its gradient is dnh, "
+                         "not dn_pre.",
+                         lambda c, e: torch.cat([_grad(c, f"dz_pre{_T}"), _grad(c, f"dr_pre{_T}"),
+                                                 _grad(c, f"dn_pre{_T}")], dim=1)),),
+    "dlogits": (scaled(lambda c: float(c.resolve("logits_flat").shape[0]),  # type: ignore[attr-defined]
+                       "off by a factor of B*T = {factor}: the loss is the mean over all B*T targets."),),
+    "dhs": _dropout_mistakes("dhd"),
+    "demb": _dropout_mistakes("dembd"),
+    "dwte": (overwritten(lambda c: c.resolve("x"),  # type: ignore[arg-type, return-value]
+                         lambda c: c.resolve("demb").reshape(-1, c.resolve("wte").shape[1]),  # type: ignore[attr-defined]
+                         "each row holds the gradient of only one position that uses its character: a character "
+                         "used several times must collect all of them (`+=` in a loop, or `index_add_`; "
+                         "indexed assignment keeps one)."),),
+}
+
+
+ITEMS: tuple[Item, ...] = with_mistakes((
+    # part 1: one step backward, piece by piece, each from its true upstream gradient
+    _step("z", "blend_backward", _BLEND, 1, output=0, hint=_BLEND_HINT),
+    _step("n", "blend_backward", _BLEND, 1, output=1, hint=_BLEND_HINT),
+    _step("h_direct", "blend_backward", _BLEND, 1, output=2, expected=f"dh_direct{_T}", hint=_BLEND_HINT),
+    _step("n_pre", "tanh_backward", (f"n{_T}", f"dn{_T}"), 1, hint="n = tanh(n_pre)"),
+    _step("r", "reset_backward", (f"r{_T}", f"nh{_T}", f"dn_pre{_T}"), 1, output=0, hint="n_pre = nx + r * nh"),
+    _step("nh", "reset_backward", (f"r{_T}", f"nh{_T}", f"dn_pre{_T}"), 1, output=1, hint="n_pre = nx + r * nh"),
+    _step("z_pre", "sigmoid_backward", (f"z{_T}", f"dz{_T}"), 1, hint="z = sigmoid(z_pre)"),
+    _step("r_pre", "sigmoid_backward", (f"r{_T}", f"dr{_T}"), 1, hint="r = sigmoid(r_pre)"),
+    _step("gx", "gates_backward", _GATES, 1, output=0,
+          hint="gx was chunked into (zx, rx, nx), in that order, and each chunk went to one gate."),
+    _step("gh", "gates_backward", _GATES, 1, output=1,
+          hint="gh was chunked into (zh, rh, nh), in that order: the reset gate scales only nh."),
+    _step("x_t", "linear_backward", _X2G, 1, output=0, expected=f"dxt{_T}", hint=_LINEAR_HINT),
+    _step("x2g_W", "linear_backward", _X2G, 1, output=1, hint=_LINEAR_HINT),
+    _step("x2g_b", "linear_backward", _X2G, 1, output=2, hint=_LINEAR_HINT),
+    _step("h_gates", "linear_backward", _H2G, 1, output=0, expected=f"dh_gates{_T}", hint=_LINEAR_HINT),
+    _step("h2g_W", "linear_backward", _H2G, 1, output=1, hint=_LINEAR_HINT),
+    _step("h2g_b", "linear_backward", _H2G, 1, output=2, hint=_LINEAR_HINT),
     # part 2: the loss, the head, dropout, backpropagation through time, the embedding
     Item("dlogits", "cross_entropy_backward", ("logits_flat", "y"), 2, 2,
          expected=lambda case: case.grads["dlogits_flat"], hint="the mean runs over all B*T targets."),
@@ -341,7 +439,7 @@ ITEMS: tuple[Item, ...] = (
     Item("backward", "manual_backward", ("f", "params"), 4, 3,
          hint="return a dict with one gradient per parameter: " + ", ".join(PARAM_NAMES) + ".",
          expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
-)
+), _MISTAKES)
 
 
 # ---------------------------------------------------------------- bundled sample submissions
@@ -349,23 +447,30 @@ ITEMS: tuple[Item, ...] = (
 _PARTLY_RIGHT = {
     "dropout_backward": ("def dropout_backward(mask, dout):\n"
                          "    return dout.clone()  # forgets the mask\n"),
+    "tanh_backward": ("def tanh_backward(n, dn):\n"
+                      "    return dn.clone()  # forgets tanh's local derivative\n"),
+}
+
+_STEP_GRAD_COPY = {
+    "blend_backward": ("def blend_backward(dh, h_prev, z, n):\n"
+                       "    return f.z[2].grad, f.n[2].grad, f.h[1].grad\n"),
+    "tanh_backward": "def tanh_backward(n, dn):\n    return f.n_pre[2].grad\n",
+    "reset_backward": "def reset_backward(r, nh, dn_pre):\n    return f.r[2].grad, f.nh[2].grad\n",
+    "sigmoid_backward": "def sigmoid_backward(s, ds):\n    return f.z_pre[2].grad\n",
+    "gates_backward": "def gates_backward(dz_pre, dr_pre, dn_pre, dnh):\n    return f.gx[2].grad, f.gh[2].grad\n",
+    "linear_backward": ("def linear_backward(x, W, dout):\n"
+                        "    return f.xt[2].grad, params['x2g_W'].grad, params['x2g_b'].grad\n"),
 }
 
 SAMPLES: tuple[Sample, ...] = with_standard_samples(
     ITEMS,
-    Sample("sample-partly-right", "dropout's mask forgotten in backward",
+    # one slip in the step (tanh's derivative) costs its own item, and the composed backward pass
+    Sample("sample-partly-right", "dropout's mask and tanh's local derivative forgotten in backward",
            replace=_PARTLY_RIGHT,
-           expected_zero=("dhs", "demb", "backward")),
+           expected_zero=("step_dn_pre", "dhs", "demb", "backward")),
     Sample("sample-grad-copy", "copies autograd's .grad from the notebook's tensors instead of deriving it",
            replace={
-               "gru_step_backward": ("def gru_step_backward(dh, x_t, h_prev, z, r, n, nh, x2g_W, h2g_W):\n"
-                                     "    t = 2\n"
-                                     "    return {'dz': f.z[t].grad, 'dr': f.r[t].grad, 'dn': f.n[t].grad,\n"
-                                     "            'dz_pre': f.z_pre[t].grad, 'dr_pre': f.r_pre[t].grad,\n"
-                                     "            'dn_pre': f.n_pre[t].grad, 'dh_prev': f.h[t - 1].grad,\n"
-                                     "            'dx_t': f.xt[t].grad, 'dx2g_W': params['x2g_W'].grad,\n"
-                                     "            'dx2g_b': params['x2g_b'].grad, 'dh2g_W': params['h2g_W'].grad,\n"
-                                     "            'dh2g_b': params['h2g_b'].grad}\n"),
+               **_STEP_GRAD_COPY,
                "cross_entropy_backward": "def cross_entropy_backward(logits_flat, y):\n    return f.logits_flat.grad\n",
                "head_backward": "def head_backward(hd, head_W, dlogits):\n    return f.hd.grad, params['head_W'].grad\n",
                "dropout_backward": "def dropout_backward(mask, dout):\n    return f.hs.grad\n",
@@ -377,15 +482,14 @@ SAMPLES: tuple[Sample, ...] = with_standard_samples(
                "manual_backward": "def manual_backward(f, params):\n    return {k: p.grad for k, p in params.items()}\n",
            },
            expected_zero=tuple(i.name for i in ITEMS)),
-    Sample("sample-autograd", "calls torch.autograd.grad inside the step backward", replace={
-        "gru_step_backward": (
-            "def gru_step_backward(dh, x_t, h_prev, z, r, n, nh, x2g_W, h2g_W):\n"
-            "    h_ = h_prev.clone().requires_grad_(True)\n"
+    Sample("sample-autograd", "calls torch.autograd.grad inside the sigmoid's backward", replace={
+        "sigmoid_backward": (
+            "def sigmoid_backward(s, ds):\n"
+            "    a = torch.log(s / (1 - s)).clone().requires_grad_(True)\n"
             "    with torch.enable_grad():\n"
-            "        h = (1 - z) * n + z * h_\n"
-            "        (dh_prev,) = torch.autograd.grad(h, h_, dh)\n"
-            "    return {'dh_prev': dh_prev}\n")},
-        expected_zero=tuple(i.name for i in ITEMS if i.function == "gru_step_backward") + ("backward",)),
+            "        (g,) = torch.autograd.grad(torch.sigmoid(a), a, ds)\n"
+            "    return g\n")},
+        expected_zero=("step_dz_pre", "step_dr_pre", "backward")),
 )
 
 ASSIGNMENT = Assignment(

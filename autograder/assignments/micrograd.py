@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from ..hidden_cases import draw_configs, draw_seed
-from ..spec import Assignment, Case, Item, Sample, with_standard_samples
+from ..mistakes import Mistake, scaled
+from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
 from ..tolerances import Tolerance
 from ._micrograd_drivers import (ACCUMULATION_KEYS, COMPOSED, OPS, LinearGraph, MLPSpec, SmoothFunction, TrainSpec,
                                  TWO_PASSES_KEY, composed_expressions, composed_uses_y, exponent,
@@ -212,9 +213,10 @@ def _backward_expected(graphs: Sequence[LinearGraph]) -> dict[str, Tensor]:
 
 
 def _two_passes_expected(first: LinearGraph, second: LinearGraph) -> dict[str, Tensor]:
-    """Zero: what two passes leave on shared leaves is what each leaves alone, added (``.grad``
-    accumulates, in PyTorch as in micrograd; only the training loop zeroes it)."""
-    return {TWO_PASSES_KEY: torch.zeros(len(first.leaves), dtype=torch.float64)}
+    """One per leaf: what two passes leave on shared leaves is what each leaves alone, added (``.grad``
+    accumulates, in PyTorch as in micrograd; only the training loop zeroes it), so the second pass
+    keeps all of the first one's share."""
+    return {TWO_PASSES_KEY: torch.ones(len(first.leaves), dtype=torch.float64)}
 
 
 def _two_graphs(rng: random.Random) -> tuple[LinearGraph, LinearGraph]:
@@ -324,7 +326,7 @@ def make_case(label: str, cfg: Config, seed: int) -> Case:
         "mlp": _mlp_expected(mlp),
         "train": _train_expected(train),
     }
-    return Case(label=label, values={**values, "expected": expected}, grads={}, sizes=())
+    return Case(label=label, values={**values, "expected": expected}, grads={})
 
 
 def hidden_configs(rng: random.Random) -> list[Config]:
@@ -356,7 +358,20 @@ _OP_ITEMS = {  # in the notebook's order
     "relu": ("relu", "check_relu", "relu passes the gradient where its output is positive, and nothing elsewhere."),
 }
 
-ITEMS: tuple[Item, ...] = (
+# Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
+_MISTAKES: dict[str, tuple[Mistake, ...]] = {
+    "accumulate": (
+        scaled(lambda c: 0.5, "`a` got only one of its two shares: a `_backward` assigns its input's grad (=) where "
+               "it must add to it (+=).", keys=tuple(ACCUMULATION_KEYS.values())),
+        scaled(lambda c: 0.0, "the op's `_backward` threw away the share x.grad already held: it must add to it "
+               "(+=), not assign.", keys=tuple(kept_key(op) for op in OPS)),
+    ),
+    "two_passes": (scaled(lambda c: 0.0, "the second backward() threw away what the first left on the leaves: "
+                          "backward() must add to the grads it finds (zeroing them is the training loop's job).",
+                          keys=(TWO_PASSES_KEY,)),),
+}
+
+ITEMS: tuple[Item, ...] = with_mistakes((
     # exercise 1: derivatives by nudging
     Item("numerical_grad", "numerical_grad", ("f", "numeric_inputs", "h"), 1, 1, tolerance=EXACT,
          hint="nudge one input at a time, both ways: (f(x + h) - f(x - h)) / (2h), every other input unchanged.",
@@ -388,7 +403,7 @@ ITEMS: tuple[Item, ...] = (
          hint=("each step: forward pass and loss, zero every parameter's grad, loss.backward(), then "
                "p.data -= lr * p.grad; report the loss of each step, read before its update."),
          expected=_expected("train"), driver=f"{_DRIVERS}:check_train"),
-)
+), _MISTAKES)
 
 
 # ---------------------------------------------------------------- bundled sample submissions

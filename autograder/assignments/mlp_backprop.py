@@ -8,18 +8,22 @@ the forward pass: the notebook shows and calls it, and the grader runs it to mak
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import ITOS, STOI, splits
 from .. import reference
 from ..hidden_cases import draw_configs, draw_seed
-from ..reference import show_source
-from ..spec import Assignment, Case, Item, Sample, with_standard_samples
+from ..mistakes import overwritten, passed_through, scaled, Mistake
+from ..reference import Upstream, show_source
+from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
+from ..upstream import random_upstream_cases
 
 VOCAB_SIZE = len(STOI)  # 27: '.' and a-z
 PARAM_NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
@@ -34,6 +38,7 @@ class Config:
     n_embd: int = 10      # embedding dimension
     n_hidden: int = 64    # hidden units
     batch_size: int = 32
+    w1_gain: float = 5 / 3  # W1's scale times sqrt(fan_in): tanh's usual gain (a hidden case makes it small)
 
 
 NOTEBOOK_CONFIG = Config()
@@ -47,6 +52,13 @@ NOTEBOOK_SEED = 2147483647
 # four block sizes (2 to 5, the notebook's 3 among them) all fit ``splits``' cache of built datasets.
 HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
     "block_size": (2, 5), "n_embd": (4, 16), "n_hidden": (24, 80), "batch_size": (14, 24)}
+# One more case, for the items whose formula holds batchnorm's eps (SMALL_SCALE_ITEMS), starts W1 at
+# 1/50 of its usual scale: the pre-activations' variance is then about 1e-3, where the 1e-5 inside
+# (bnvar + 1e-5)**-0.5 changes dbnvar by ~1.5% (at the usual scale a dropped eps is off by 1e-5
+# relative, inside the tolerance). Only for those items: at that scale float32's rounding in the
+# gradients that are zero by construction (db1) grows past the tolerance's atol.
+SMALL_W1_GAIN = 5 / 3 / 50
+SMALL_SCALE_ITEMS = frozenset({"dbnvar"})
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -54,7 +66,7 @@ def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
     fan_in = cfg.n_embd * cfg.block_size
     params = {
         "C": torch.randn((VOCAB_SIZE, cfg.n_embd), generator=g),                            # (27, n_embd)
-        "W1": torch.randn((fan_in, cfg.n_hidden), generator=g) * (5 / 3) / fan_in**0.5,     # (fan_in, n_hidden)
+        "W1": torch.randn((fan_in, cfg.n_hidden), generator=g) * cfg.w1_gain / fan_in**0.5,  # (fan_in, n_hidden)
         "b1": torch.randn(cfg.n_hidden, generator=g) * 0.1,                                 # (n_hidden,)
         "bngain": torch.randn((1, cfg.n_hidden), generator=g) * 0.1 + 1.0,                  # (1, n_hidden)
         "bnbias": torch.randn((1, cfg.n_hidden), generator=g) * 0.1,                        # (1, n_hidden)
@@ -152,15 +164,17 @@ def forward_with_grads(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> For
     return reference.forward_with_grads(forward, params, Xb, Yb)
 
 
-def autograd_reference(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor) -> tuple[Forward, dict[str, Tensor]]:
-    """The grader's reference: autograd's gradient of every intermediate and parameter, ``d`` + name."""
-    return reference.autograd_reference(forward, params, Xb, Yb)
+def autograd_reference(params: dict[str, Tensor], Xb: Tensor, Yb: Tensor, upstream: Upstream | None = None
+                       ) -> tuple[Forward, dict[str, Tensor]]:
+    """The grader's reference: autograd's gradient of every intermediate and parameter, ``d`` + name
+    (of the loss, or of ``upstream``'s random linear function: see ``upstream.py``)."""
+    return reference.autograd_reference(forward, params, Xb, Yb, upstream=upstream)
 
 
-def make_case(label: str, cfg: Config, seed: int) -> Case:
+def make_case(label: str, cfg: Config, seed: int, upstream: Upstream | None = None) -> Case:
     params, Xb, Yb = setup(cfg, seed)
-    f, grads = autograd_reference(params, Xb, Yb)
-    return Case(label=label, values=reference.case_values(f, params), grads=grads, sizes=(cfg.batch_size,))
+    f, grads = autograd_reference(params, Xb, Yb, upstream)
+    return Case(label=label, values=reference.case_values(f, params), grads=grads)
 
 
 def _derived_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
@@ -174,6 +188,10 @@ def hidden_configs(rng: random.Random) -> list[Config]:
     return draw_configs(rng, Config, NOTEBOOK_CONFIG, HIDDEN_SIZE_RANGES, (VOCAB_SIZE,), derived=_derived_sizes)
 
 
+def _label(index: int, c: Config) -> str:
+    return f"hidden case {index} (n={c.batch_size}, H={c.n_hidden}, E={c.n_embd}, block {c.block_size})"
+
+
 def warm_up() -> None:
     """The notebook's data, cached before the sandbox seals itself (see ``assignments.warm_up``)."""
     splits(NOTEBOOK_CONFIG.block_size)
@@ -181,11 +199,18 @@ def warm_up() -> None:
 
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch first (its rows match what students see), then ``HIDDEN_CASES``
-    with sizes and seeds drawn from ``rng``."""
-    hidden = [make_case(f"hidden case {i} (n={c.batch_size}, H={c.n_hidden}, E={c.n_embd}, "
-                        f"block {c.block_size})", c, draw_seed(rng))
-              for i, c in enumerate(hidden_configs(rng), start=1)]
-    return [make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED), *hidden]
+    with sizes and seeds drawn from ``rng``, then the random-upstream cases (``upstream.py``) on the
+    first hidden case's forward pass."""
+    configs = hidden_configs(rng)
+    seeds = [draw_seed(rng) for _ in configs]
+    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
+    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
+    small = make_case(f"{_label(2, configs[1])} with small pre-activations (variance ~1e-3)",
+                      dataclasses.replace(configs[1], w1_gain=SMALL_W1_GAIN), seeds[1])
+    random_upstream = random_upstream_cases(
+        ITEMS, hidden[0], draw_seed(rng),
+        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream))
+    return [notebook, *hidden, dataclasses.replace(small, items=SMALL_SCALE_ITEMS), *random_upstream]
 
 
 # ---------------------------------------------------------------- after training: evaluation and sampling
@@ -239,7 +264,78 @@ def sample_names(params: dict[str, Tensor], bn_stats: tuple[Tensor, Tensor], blo
 
 _TWO_PATHS = "{x} is used in two places, so its gradient is the sum of the contributions from both."
 
-ITEMS: tuple[Item, ...] = (
+
+def _n(case: Case) -> dict[str, int]:
+    n = int(case.values["Xb"].shape[0])  # type: ignore[attr-defined]
+    return {"n": n, "n_1": n - 1}
+
+
+def _values(case: Case, *names: str) -> list[Tensor]:
+    return [case.resolve(name) for name in names]  # type: ignore[misc]
+
+
+# Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
+_MISSING_MEAN = scaled(lambda c: _n(c)["n"], "off by a factor of n = {n}: the loss is the mean over the n = {n} "
+                       "rows of the batch, so each row's share carries a 1/n.", _n)
+_MISTAKES: dict[str, tuple[Mistake, ...]] = {
+    "dlogprobs": (_MISSING_MEAN,),
+    "dcounts": (
+        Mistake("that is only the path through probs: counts also reaches the loss through counts_sum (its row "
+                "sums), whose gradient dcounts_sum you are given too.",
+                lambda c, e: c.resolve("counts_sum_inv") * c.resolve("dprobs")),  # type: ignore[operator]
+        Mistake("that is only the path through counts_sum: counts also reaches the loss directly through probs.",
+                lambda c, e: torch.ones_like(e) * c.resolve("dcounts_sum")),  # type: ignore[operator]
+    ),
+    "dlogits": (passed_through("dnorm_logits", "that is only the path through norm_logits: logits also reaches the "
+                               "loss through logit_maxes (each row's maximum)."),),
+    "dhpreact": (
+        passed_through("dh", "the local derivative of tanh is missing: h = tanh(hpreact), and tanh's derivative "
+                             "can be written with h itself."),
+        Mistake("that is tanh's local derivative alone: multiply it by dh, the gradient arriving from above "
+                "(the chain rule).", lambda c, e: 1.0 - c.resolve("h") ** 2),  # type: ignore[operator]
+    ),
+    "dbnvar": (scaled(lambda c: ((c.resolve("bnvar") + BN_EPS) / c.resolve("bnvar")) ** 1.5,  # type: ignore[operator]
+                      "the 1e-5 is missing: bnvar_inv = (bnvar + 1e-5)**-0.5, and where the variance is small "
+                      "(down to {var:.1e} here) it changes the gradient noticeably.",
+                      lambda c: {"var": float(c.resolve("bnvar").min())}),),  # type: ignore[attr-defined]
+    "dbndiff2": (scaled(lambda c: (_n(c)["n"] - 1) / _n(c)["n"],
+                        "off by a factor (n-1)/n = {factor}: bnvar divides the sum by n - 1 = {n_1} (Bessel's "
+                        "correction, the unbiased variance), not by n = {n}.", _n),),
+    "dbndiff": (
+        Mistake("a factor 2 is missing on the path through bndiff2: the derivative of bndiff**2 is 2 * bndiff.",
+                lambda c, e: e - c.resolve("bndiff") * c.resolve("dbndiff2")),  # type: ignore[operator]
+        Mistake("that is only the path through bnraw: bndiff is also squared into bndiff2, whose gradient "
+                "dbndiff2 you are given too.",
+                lambda c, e: c.resolve("bnvar_inv") * c.resolve("dbnraw")),  # type: ignore[operator]
+    ),
+    "dhprebn": (passed_through("dbndiff", "that is only the direct path: hprebn also reaches bndiff through "
+                               "the mean bnmeani, which takes 1/n of every row."),),
+    "dC": (overwritten(lambda c: c.resolve("Xb"),  # type: ignore[arg-type, return-value]
+                       lambda c: c.resolve("demb").reshape(-1, c.resolve("C").shape[1]),  # type: ignore[attr-defined]
+                       "each row holds the gradient of only one position that uses its character: a character "
+                       "used several times must collect all of them (add with `+=` in a loop, or `index_add_`; "
+                       "indexed assignment keeps one)."),),
+    "ex2_dlogits": (
+        _MISSING_MEAN,
+        Mistake("that is the softmax part alone: at each row's correct class, the -log of its probability "
+                "contributes a -1 too (all divided by n).",
+                lambda c, e: F.softmax(c.resolve("logits"), dim=1) / _n(c)["n"]),  # type: ignore[arg-type]
+    ),
+    "ex3_dhprebn": (
+        Mistake("the n/(n-1) of the unbiased variance is missing: the forward pass divides the squared "
+                "deviations by n - 1 = {n_1}, not by n = {n}.",
+                lambda c, e: e + _bessel_term(c), _n),
+    ),
+}
+
+
+def _bessel_term(case: Case) -> Tensor:
+    """What a batchnorm backward pass written for the biased variance adds to the right one."""
+    dhpreact, bngain, bnvar_inv, bnraw = _values(case, "dhpreact", "bngain", "bnvar_inv", "bnraw")
+    n = dhpreact.shape[0]
+    return bngain * bnvar_inv / n * bnraw * (dhpreact * bnraw).sum(0) / (n - 1)
+
+ITEMS: tuple[Item, ...] = with_mistakes((
     # exercise 1: every intermediate, in backward order. Each function gets the true gradient of
     # every consumer, so a mistake costs one item only.
     Item("dlogprobs", "backward_logprobs", ("logprobs", "Yb"), 1, 1,
@@ -287,7 +383,7 @@ ITEMS: tuple[Item, ...] = (
     Item("ex4_backward", "manual_backward", ("f", "params"), 4, 4,
          hint="return a dict with one gradient per parameter name: C, W1, b1, bngain, bnbias, W2, b2.",
          expected=lambda case: {k: case.grads[f"d{k}"] for k in PARAM_NAMES}),
-)
+), _MISTAKES)
 
 
 # ---------------------------------------------------------------- bundled sample submissions

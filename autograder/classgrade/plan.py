@@ -53,7 +53,10 @@ class GradingPlan:
         source = SandboxSource(list(self.cells), hide=list(self.hide), limits=self.limits, require=self.require,
                                launcher=launcher)
         cases = assignment.make_cases(seeded_rng(self.case_seed))
-        return Verdicts(self.key, self.assignment_id, grade(assignment, source, cases, chosen), source)
+        reports = grade(assignment, source, cases, chosen)
+        for report in reports:  # drawn here, on the worker, not by the single process that records grades
+            report.draw_picture()
+        return Verdicts(self.key, self.assignment_id, reports, source)
 
 
 @dataclass

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from ..harness import bind, load_driver
-from ..invoke import CallOutcome, invoke, time_limit
+from ..invoke import CallOutcome, invoke, shortcut_message, time_limit
 from .cells import CellRunner
-from .guard import disarm_switches, exclude_autograd_for_good, no_graph_mode, seal_interpreter, trusted_roots
+from .guard import Shortcuts, disarm_switches, exclude_autograd_for_good, no_graph_mode, seal_interpreter, trusted_roots
 from .integrity import KitState
 from .isolation import forbid_new_tasks, hide_in_process
 
@@ -58,7 +58,11 @@ def main(job_dir: str) -> None:
     torch.set_grad_enabled(False)
     no_autograd = exclude_autograd_for_good()  # noqa: F841  (kept alive for the life of the process)
     refusals: list[str] = []  # what the permanent mode refused (held here, out of student code's reach)
-    no_graph_mode(refusals.append).__enter__()  # stays on torch's mode stack for the life of the process
+    shortcut_calls: list[str] = []  # the forbidden library functions it refused (``Item.shortcuts``)
+    # every call's shortcuts looked up now, before any student line runs: a rebinding cannot hide one
+    shortcuts = Shortcuts().resolve(name for call in spec["calls"] for name in call.shortcuts)
+    # stays on torch's mode stack for the life of the process
+    no_graph_mode(refusals.append, shortcuts, shortcut_calls.append).__enter__()
     disarm_switches(on_tamper)
     seal_interpreter(trusted_roots(), on_tamper)
     forbid_new_tasks()
@@ -100,11 +104,16 @@ def main(job_dir: str) -> None:
         elif isinstance(fn, str):
             outcome = CallOutcome(error=fn)
         else:
-            seen = len(refusals)
+            seen, seen_shortcuts = len(refusals), len(shortcut_calls)
+            shortcuts.forbid(call.shortcuts)
             try:
                 outcome = invoke(fn, args, arg_names, spec["per_call_s"], namespace, watch)
             except BaseException as exc:  # e.g. SystemExit raised past invoke's own handling
                 outcome = CallOutcome(error=f"{type(exc).__name__}: {exc}")
+            finally:
+                shortcuts.forbid(())
+            if len(shortcut_calls) > seen_shortcuts:  # whatever the answer did with the error
+                outcome.error = shortcut_message(shortcut_calls[seen_shortcuts])
             if len(refusals) > seen:  # refused by the permanent mode, whatever the answer did with the error
                 outcome.used_autograd = True
                 outcome.error = f"the answer uses {refusals[seen]}, which this exercise does not allow"

@@ -40,6 +40,62 @@ class AutogradNotAllowed(RuntimeError):
     """Raised when an answer builds an autograd graph or calls a derivative formula."""
 
 
+class ShortcutNotAllowed(RuntimeError):
+    """Raised when an answer calls a library function its exercise asks the student to write."""
+
+
+class Shortcuts:
+    """The library functions an item's exercise reimplements (``Item.shortcuts``), which its answer
+    must not call: ``"torch.nn.functional.unfold"``, ``"torch.Tensor.unfold"`` (found by import and
+    attribute, and recognised by identity, whatever name or module the answer reaches them through,
+    ``nn.Unfold`` included, since it calls ``F.unfold``) or ``"aten::im2col"`` (an operator,
+    recognised by name through ``torch.ops.aten``). ``resolve`` looks every name up once, before any
+    student code runs (a rebinding afterwards cannot hide a function); ``forbid`` then chooses the
+    ones in force for the call about to run."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, object] = {}            # name -> the function, looked up once
+        self._objects: dict[int, str] = {}             # id of a forbidden function -> its name
+        self._operators: dict[str, str] = {}           # aten operator name -> its declared name
+
+    def resolve(self, names: Iterable[str]) -> Shortcuts:
+        for name in names:
+            if name not in self._known and not name.startswith("aten::"):
+                self._known[name] = _look_up(name)
+        return self
+
+    def forbid(self, names: Iterable[str]) -> None:
+        names = tuple(names)
+        self.resolve(names)
+        self._objects = {id(self._known[n]): n for n in names if not n.startswith("aten::")}
+        self._operators = {n.removeprefix("aten::"): n for n in names if n.startswith("aten::")}
+
+    def refused(self, func: object) -> str | None:
+        """The declared name ``func`` is forbidden under, or None."""
+        if not self._objects and not self._operators:
+            return None
+        name = self._objects.get(id(func))
+        if name is None and self._operators and type(func).__module__ == "torch._ops":
+            name = self._operators.get(str(getattr(func, "__name__", "")).split(".")[0])
+        return name
+
+
+def _look_up(name: str) -> object:
+    """``"torch.nn.functional.unfold"`` -> the object: the longest importable module, then attributes."""
+    import importlib
+
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            value: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            value = getattr(value, attribute)
+        return value
+    raise ValueError(f"cannot find the function {name!r}")
+
+
 class TamperingRefused(RuntimeError):
     """Raised when code tries to get at the interpreter's or the grader's internals."""
 
@@ -54,13 +110,16 @@ class FramesRefused(TamperingRefused, ValueError):
 _FORMULA_MARKERS = ("backward", "_make_dual", "_unpack_dual", "_fw_primal")
 
 
-def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
-    """A fresh mode that refuses autograd graphs and derivative formulas. ``on_refusal(label)``, if
-    given, is called before raising (the harness records that autograd was used)."""
+def no_graph_mode(on_refusal: object = None, shortcuts: Shortcuts | None = None,
+                  on_shortcut: object = None) -> TorchFunctionMode:
+    """A fresh mode that refuses autograd graphs and derivative formulas, and the functions
+    ``shortcuts`` forbids. ``on_refusal(label)`` and ``on_shortcut(name)``, if given, are called
+    before raising (the harness records what was refused)."""
     grad_fn_of = torch._C.TensorBase.grad_fn.__get__  # the C getter: a Python-level patch cannot shadow it
     tensor_type = torch._C.TensorBase
     builtin_isinstance, builtin_getattr, builtin_str = isinstance, getattr, str
     markers = _FORMULA_MARKERS
+    forbidden = shortcuts.refused if shortcuts is not None else (lambda func: None)
 
     def leaves(value: object, depth: int = 0) -> Iterable[object]:
         if depth > 4:
@@ -80,8 +139,17 @@ def no_graph_mode(on_refusal: object = None) -> TorchFunctionMode:
         raise AutogradNotAllowed(f"{label} is not allowed here: this exercise asks you to derive the gradient "
                                  "yourself (autograd is off while answers are checked)")
 
+    def refuse_shortcut(name: str) -> None:
+        if callable(on_shortcut):
+            on_shortcut(name)
+        raise ShortcutNotAllowed(f"`{name}` is what this exercise asks you to write yourself, so your answer "
+                                 "may not call it")
+
     class NoGraph(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            shortcut = forbidden(func)
+            if shortcut is not None:
+                refuse_shortcut(shortcut)
             name = builtin_str(builtin_getattr(func, "__name__", func))
             if any(m in name for m in markers):
                 refuse(f"`{name}` (a derivative formula)")

@@ -23,8 +23,13 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-# Libraries the kit's code in the child calls by attribute, besides its own modules.
-WATCHED_LIBRARIES = ("builtins", "math", "functools", "torch", "torch.nn.functional")
+# Libraries the kit's code in the child calls by attribute, besides its own modules; and torch's C
+# binding modules, from which torch looks a function up by name when it hands a call to the
+# torch-function mode (a name rebound there would change what the guard's mode is shown: a declared
+# shortcut, ``Item.shortcuts``, called under another identity).
+WATCHED_LIBRARIES = ("builtins", "math", "functools", "torch", "torch.nn.functional", "torch._C._nn",
+                     "torch._C._linalg", "torch._C._special", "torch._C._fft", "torch._C._nested",
+                     "torch._C._sparse")
 _BUILTIN_NAMES = frozenset(vars(builtins))
 _CACHES = frozenset({"__slotnames__"})  # what pickling (``torch.save``) caches on a class
 
