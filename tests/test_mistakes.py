@@ -227,3 +227,13 @@ def test_each_mistake_gets_the_feedback_it_must(wrong: Wrong) -> None:
         assert "differ from autograd's" in text or "furthest outside the tolerance" in text, text
     else:
         assert wrong.must_say in text, text
+
+
+def test_a_dict_without_the_key_says_so() -> None:
+    """Not "did your function forget to return?": the dict came back, without the entry checked."""
+    assignment = load(GRU)
+    code = fn("def bptt(f, params, dH, step_backward):", "return {'dx2g_W': params['x2g_W'] * 0}")
+    namespace = namespace_of(with_answers(solution_notebook(GRU), {"bptt": code}), assignment)
+    (report,) = grade(assignment, NamespaceSource(namespace), cases_of(assignment), [assignment.item("bptt_dembd")])
+    assert "the returned dict has no key 'dembd' (its keys: 'dx2g_W')" in report.text()
+    assert "forget to `return`" not in report.text()
