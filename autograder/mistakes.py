@@ -121,6 +121,22 @@ def overwritten(index: Callable[[Case], Tensor], rows: Callable[[Case], Tensor],
     return Overwritten(says=says, makes=lambda case, expected: expected, index=index, rows=rows)
 
 
+def embedding_overwritten(index: str, table: str, gradient: str | Callable[[Case], Tensor],
+                          token: str = "character") -> Mistake:
+    """An embedding table's gradient, each position's row assigned to its token's row instead of
+    added. ``index`` names the tokens, ``table`` the table; ``gradient`` names the gradient of the
+    looked-up rows (or makes it, ``(positions..., width)``), whatever its leading dims."""
+    def rows(case: Case) -> Tensor:
+        width = case.resolve(table).shape[1]  # type: ignore[attr-defined]
+        value = case.resolve(gradient) if isinstance(gradient, str) else gradient(case)
+        return value.reshape(-1, width)  # type: ignore[attr-defined]
+
+    return overwritten(lambda case: case.resolve(index), rows,  # type: ignore[arg-type, return-value]
+                       f"each row holds the gradient of only one position that uses its {token}: a {token} used "
+                       "several times must collect all of them (add with `+=` in a loop, or `index_add_`; "
+                       "indexed assignment keeps one).")
+
+
 def first_match(mistakes: Sequence[Mistake], received: Tensor, expected: Tensor, case: Case | None,
                 tol: Tolerance, key: str | None = None) -> str | None:
     """The sentence of the first declared mistake that reproduces ``received``; None if none does.

@@ -58,7 +58,7 @@ class Grader:
             from IPython.display import Image, display
 
             display(Image(data=picture, format="png"))
-        return report.earned
+        return float(report.earned)  # the same type whether the item passed or not (Out: 1.0, not 1)
 
     @contextlib.contextmanager
     def if_answered(self) -> Iterator[None]:

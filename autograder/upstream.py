@@ -21,11 +21,16 @@ one (the loss's own gradient, the composed backward pass) need none.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .hidden_cases import draw_seed
 from .reference import Upstream, named_tensors
 from .spec import Case, Item
 
@@ -78,3 +83,36 @@ def random_upstream_cases(items: Sequence[Item], base: Case, seed: int, remake: 
         cases.append(Case(label=made.label, values=made.values, grads=made.grads, items=frozenset(item_names),
                           random_upstream=names))
     return cases
+
+
+@dataclass(frozen=True)
+class SmallScale:
+    """One more case, for the items whose formula holds batchnorm's eps: the second hidden case's
+    sizes and seed, with ``change`` (Config fields) making the normalised inputs' variance small,
+    where a dropped eps shows (at the usual scale it is off by ~1e-5 relative, inside the tolerance)."""
+
+    items: frozenset[str]
+    change: Mapping[str, object]
+    says: str  # what the case's label adds
+
+
+def assemble_cases(rng: random.Random, items: Sequence[Item], make_case: Callable[..., Case],
+                   label: Callable[[int, Any], str], notebook: tuple[Any, int],
+                   hidden_configs: Callable[[random.Random], list[Any]], aliases: Mapping[str, str] = {},
+                   small: SmallScale | None = None) -> list[Case]:
+    """An assignment's cases, in order: the notebook's batch (``notebook``: its config and seed), the
+    hidden cases (configs, then seeds, drawn from ``rng``), the small-scale case if any, and the
+    random-upstream cases on the first hidden case's forward pass. ``make_case(label, config, seed,
+    upstream=None)`` is the assignment's; ``label(i, config)`` names hidden case i."""
+    configs = hidden_configs(rng)
+    seeds = [draw_seed(rng) for _ in configs]
+    hidden = [make_case(label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
+    cases = [make_case("the notebook's batch", *notebook), *hidden]
+    if small is not None:
+        made = make_case(f"{label(2, configs[1])} with {small.says}", dataclasses.replace(configs[1], **small.change),
+                         seeds[1])
+        cases.append(dataclasses.replace(made, items=small.items))
+    return cases + random_upstream_cases(
+        items, hidden[0], draw_seed(rng),
+        lambda what, upstream: make_case(f"{label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream),
+        aliases)

@@ -22,11 +22,11 @@ from torch import Tensor
 
 from .. import reference
 from ..data import NOTE_ITOS, NOTE_STOI, SONG_END, song_tokens
-from ..hidden_cases import draw_configs, draw_seed
-from ..mistakes import Mistake, overwritten, passed_through, scaled
+from ..hidden_cases import draw_configs
+from ..mistakes import Mistake, embedding_overwritten, passed_through, scaled
 from ..reference import Upstream, show_source
 from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
-from ..upstream import random_upstream_cases
+from ..upstream import SmallScale, assemble_cases
 
 VOCAB_SIZE = len(NOTE_STOI)  # 9: end of song, comma, a-g
 BN_EPS = 1e-5
@@ -62,6 +62,7 @@ HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
 # dropped eps is off by ~5e-6 relative, inside it).
 SMALL_CONV_GAIN = 1 / 25
 SMALL_SCALE_ITEMS = frozenset({"dc2", "dc1"})
+SMALL_SCALE = SmallScale(SMALL_SCALE_ITEMS, {"conv_gain": SMALL_CONV_GAIN}, "small batchnorm inputs (variance ~2e-3)")
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -229,16 +230,8 @@ def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch first, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``
     (the first with an odd context, so the stride-2 layers see an odd width), the small-variance case
     of the batchnorm items, and the random-upstream cases (``upstream.py``)."""
-    configs = hidden_configs(rng)
-    seeds = [draw_seed(rng) for _ in configs]
-    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
-    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
-    small = make_case(f"{_label(2, configs[1])} with small batchnorm inputs (variance ~2e-3)",
-                      dataclasses.replace(configs[1], conv_gain=SMALL_CONV_GAIN), seeds[1])
-    random_upstream = random_upstream_cases(
-        ITEMS, hidden[0], draw_seed(rng),
-        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream))
-    return [notebook, *hidden, dataclasses.replace(small, items=SMALL_SCALE_ITEMS), *random_upstream]
+    return assemble_cases(rng, ITEMS, make_case, _label, (NOTEBOOK_CONFIG, NOTEBOOK_SEED), hidden_configs,
+                          small=SMALL_SCALE)
 
 
 @torch.no_grad()
@@ -275,6 +268,11 @@ def _positions(case: Case) -> dict[str, int]:
     return {"T2": int(case.resolve("res").shape[-1])}  # type: ignore[attr-defined]
 
 
+def _demb(case: Case) -> Tensor:
+    """The embedding's gradient (B, T, C), from xin's (B, C, 1, T)."""
+    return case.resolve("dxin").squeeze(2).permute(0, 2, 1)  # type: ignore[attr-defined, no-any-return]
+
+
 # Known mistakes (``mistakes.py``): each hint is shown only when the mistake reproduces the answer.
 _MISTAKES: dict[str, tuple[Mistake, ...]] = {
     "dlogits": (scaled(lambda c: _batch(c)["B"], "off by a factor of B = {B}: the loss is the mean over the "
@@ -289,12 +287,7 @@ _MISTAKES: dict[str, tuple[Mistake, ...]] = {
                 lambda c, e: (c.resolve("dr1") > 0).to(e.dtype) * c.resolve("dr1")),  # type: ignore[operator]
         passed_through("dr1", "relu's mask is missing: the gradient only passes where bn1 was positive."),
     ),
-    "dwte": (overwritten(lambda c: c.resolve("x"),  # type: ignore[arg-type, return-value]
-                         lambda c: c.resolve("dxin").squeeze(2).permute(0, 2, 1)  # type: ignore[attr-defined]
-                         .reshape(-1, c.resolve("wte").shape[1]),  # type: ignore[attr-defined]
-                         "each row holds the gradient of only one position that uses its note: a note that "
-                         "appears several times must collect all of them (`+=` in a loop, or `index_add_`; "
-                         "indexed assignment keeps one)."),),
+    "dwte": (embedding_overwritten("x", "wte", _demb, token="note"),),
 }
 
 def _unfold(name: str, k: int, stride: int, padding: int):  # type: ignore[no-untyped-def]

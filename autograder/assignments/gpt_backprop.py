@@ -24,11 +24,11 @@ from torch import Tensor
 
 from .. import reference
 from ..data import ITOS, STOI, name_stream, name_windows
-from ..hidden_cases import draw_configs, draw_seed
-from ..mistakes import Mistake, overwritten, passed_through, scaled
+from ..hidden_cases import draw_configs
+from ..mistakes import Mistake, embedding_overwritten, passed_through, scaled
 from ..reference import Upstream, show_source
 from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
-from ..upstream import random_upstream_cases
+from ..upstream import assemble_cases
 
 VOCAB_SIZE = len(STOI)  # 27
 LN_EPS = 1e-5
@@ -269,15 +269,8 @@ def _label(index: int, c: Config) -> str:
 def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch, then ``HIDDEN_CASES`` with sizes and seeds drawn from ``rng``, then
     the random-upstream cases (``upstream.py``)."""
-    configs = hidden_configs(rng)
-    seeds = [draw_seed(rng) for _ in configs]
-    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
-    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
-    random_upstream = random_upstream_cases(
-        ITEMS, hidden[0], draw_seed(rng),
-        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream),
-        UPSTREAM_ALIASES)
-    return [notebook, *hidden, *random_upstream]
+    return assemble_cases(rng, ITEMS, make_case, _label, (NOTEBOOK_CONFIG, NOTEBOOK_SEED), hidden_configs,
+                          aliases=UPSTREAM_ALIASES)
 
 
 @torch.no_grad()
@@ -348,11 +341,7 @@ _MISTAKES: dict[str, tuple[Mistake, ...]] = {
             _only_path("dx1_ln2", "the MLP", "the skip connection (dx2)")),
     "dx0": (_only_path("dx1", "the skip connection", "attention (dx0_ln1)"),
             _only_path("dx0_ln1", "attention", "the skip connection (dx1)")),
-    "dwte": (overwritten(lambda c: c.resolve("x"),  # type: ignore[arg-type, return-value]
-                         lambda c: c.resolve("dx0").reshape(-1, c.resolve("wte").shape[1]),  # type: ignore[attr-defined]
-                         "each row holds the gradient of only one position that uses its character: a character "
-                         "used several times must collect all of them (`+=` in a loop, or `index_add_`; "
-                         "indexed assignment keeps one)."),),
+    "dwte": (embedding_overwritten("x", "wte", "dx0"),),
 }
 
 # The default tolerance (rtol 1e-4, set for float32) is loose for float64 answers on purpose: a right

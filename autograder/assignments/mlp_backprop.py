@@ -19,11 +19,11 @@ from torch import Tensor
 
 from ..data import ITOS, STOI, splits
 from .. import reference
-from ..hidden_cases import draw_configs, draw_seed
-from ..mistakes import overwritten, passed_through, scaled, Mistake
+from ..hidden_cases import draw_configs
+from ..mistakes import Mistake, embedding_overwritten, passed_through, scaled
 from ..reference import Upstream, show_source
 from ..spec import Assignment, Case, Item, Sample, with_mistakes, with_standard_samples
-from ..upstream import random_upstream_cases
+from ..upstream import SmallScale, assemble_cases
 
 VOCAB_SIZE = len(STOI)  # 27: '.' and a-z
 PARAM_NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
@@ -59,6 +59,7 @@ HIDDEN_SIZE_RANGES: Mapping[str, tuple[int, int]] = {
 # gradients that are zero by construction (db1) grows past the tolerance's atol.
 SMALL_W1_GAIN = 5 / 3 / 50
 SMALL_SCALE_ITEMS = frozenset({"dbnvar"})
+SMALL_SCALE = SmallScale(SMALL_SCALE_ITEMS, {"w1_gain": SMALL_W1_GAIN}, "small pre-activations (variance ~1e-3)")
 
 
 def init_params(cfg: Config, g: torch.Generator) -> dict[str, Tensor]:
@@ -201,16 +202,8 @@ def make_cases(rng: random.Random) -> list[Case]:
     """The notebook's own batch first (its rows match what students see), then ``HIDDEN_CASES``
     with sizes and seeds drawn from ``rng``, then the random-upstream cases (``upstream.py``) on the
     first hidden case's forward pass."""
-    configs = hidden_configs(rng)
-    seeds = [draw_seed(rng) for _ in configs]
-    hidden = [make_case(_label(i, c), c, seed) for i, (c, seed) in enumerate(zip(configs, seeds), start=1)]
-    notebook = make_case("the notebook's batch", NOTEBOOK_CONFIG, NOTEBOOK_SEED)
-    small = make_case(f"{_label(2, configs[1])} with small pre-activations (variance ~1e-3)",
-                      dataclasses.replace(configs[1], w1_gain=SMALL_W1_GAIN), seeds[1])
-    random_upstream = random_upstream_cases(
-        ITEMS, hidden[0], draw_seed(rng),
-        lambda what, upstream: make_case(f"{_label(1, configs[0])} with a {what}", configs[0], seeds[0], upstream))
-    return [notebook, *hidden, dataclasses.replace(small, items=SMALL_SCALE_ITEMS), *random_upstream]
+    return assemble_cases(rng, ITEMS, make_case, _label, (NOTEBOOK_CONFIG, NOTEBOOK_SEED), hidden_configs,
+                          small=SMALL_SCALE)
 
 
 # ---------------------------------------------------------------- after training: evaluation and sampling
@@ -310,11 +303,7 @@ _MISTAKES: dict[str, tuple[Mistake, ...]] = {
     ),
     "dhprebn": (passed_through("dbndiff", "that is only the direct path: hprebn also reaches bndiff through "
                                "the mean bnmeani, which takes 1/n of every row."),),
-    "dC": (overwritten(lambda c: c.resolve("Xb"),  # type: ignore[arg-type, return-value]
-                       lambda c: c.resolve("demb").reshape(-1, c.resolve("C").shape[1]),  # type: ignore[attr-defined]
-                       "each row holds the gradient of only one position that uses its character: a character "
-                       "used several times must collect all of them (add with `+=` in a loop, or `index_add_`; "
-                       "indexed assignment keeps one)."),),
+    "dC": (embedding_overwritten("Xb", "C", "demb"),),
     "ex2_dlogits": (
         _MISSING_MEAN,
         Mistake("that is the softmax part alone: at each row's correct class, the -log of its probability "
