@@ -23,11 +23,10 @@ from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config.loader import PyFileConfigLoader
 
 from .assignments import load
-from .samples import KIT_ROOT
+from .course_folder import COURSE_FILES, KIT_ROOT, make_fresh_folder
 from .spec import Assignment
 
 NBGRADER_CONFIG = "nbgrader_config.py"  # what nbgrader reads in a course folder; it loads course_config.py
-COURSE_FILES = ("course_config.py", NBGRADER_CONFIG)
 
 
 @dataclass
@@ -66,18 +65,31 @@ def course_id_and_db(course: Path) -> tuple[str, str]:
     return config.CourseDirectory.course_id, config.CourseDirectory.db_url
 
 
-def prepare_course(course: Path, assignment_ids: list[str], kit_root: Path = KIT_ROOT) -> None:
-    """A fresh course folder: the kit's configuration and source notebooks, assignments released."""
-    if course.exists():
-        shutil.rmtree(course)
-    course.mkdir(parents=True)
+def prepare_course(course: Path, assignment_ids: list[str], source_course: Path = KIT_ROOT,
+                   force: bool = False) -> None:
+    """A fresh course folder made from ``source_course`` (its configuration and source notebooks),
+    assignments released. ``course`` must be empty, or made by the kit, unless ``force``
+    (``course_folder.make_fresh_folder``)."""
+    make_fresh_folder(course, force)
     for name in COURSE_FILES:
-        shutil.copy(kit_root / name, course / name)
+        shutil.copy(source_course / name, course / name)
     for aid in assignment_ids:
-        shutil.copytree(kit_root / "source" / aid, course / "source" / aid)
+        shutil.copytree(source_course / "source" / aid, course / "source" / aid)
         done = nbgrader(course, "generate_assignment", aid, "--force")
         if done.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {aid} failed:\n{done.stderr[-3000:]}")
+
+
+def add_roster(course: Path, students: list[tuple[str, str, str]]) -> Path:
+    """Write the course's ``students.csv`` (nbgrader's roster format) and import it into the gradebook,
+    so formgrader shows the students' names."""
+    roster = course / "students.csv"
+    roster.write_text("id,first_name,last_name,email\n" + "".join(f"{sid},{first},{last},\n"
+                                                                 for sid, first, last in students))
+    done = nbgrader(course, "db", "student", "import", str(roster))
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader db student import failed:\n{done.stderr[-3000:]}")
+    return roster
 
 
 def submitted_students(course: Path, aid: str) -> list[str]:

@@ -35,7 +35,8 @@ from autograder.assignments import assignment_ids, load
 from autograder.classgrade.engine import ClassRun, grade_course
 from autograder.classgrade.report import summary_line
 from autograder.pipeline import course_id_and_db, grade_assignment, nbgrader, prepare_course
-from autograder.samples import KIT_ROOT, write_samples
+from autograder.course_folder import KIT_ROOT, MADE_BY_KIT, CourseFolderError, make_fresh_folder
+from autograder.samples import write_samples
 from autograder.spec import Assignment, Sample
 
 TARGET_RATIO = 10.0
@@ -170,7 +171,8 @@ def run_nbgrader(course: Path, *args: str) -> tuple[float, int, str]:
 
 
 def prepare_baseline(course: Path, kit_course: Path, aid: str, timed: list[Entry]) -> None:
-    course.mkdir(parents=True, exist_ok=True)
+    if not course.exists():
+        make_fresh_folder(course)
     (course / "nbgrader_config.py").write_text(BASELINE_CONFIG, encoding="utf-8")
     shutil.copytree(KIT_ROOT / "source" / aid, course / "source" / aid)
     seconds, rc, log = run_nbgrader(course, "generate_assignment", aid, "--force")
@@ -378,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     made = [scratch / name for name in ("kit", "kit-nbgrader", "plain-nbgrader")]
     if args.dir:
         for path in made:  # left over from a kept run: every course starts fresh
+            if path.exists() and not (path / MADE_BY_KIT).is_file():
+                raise CourseFolderError(f"{path} exists and was not made by this benchmark: choose another --dir")
             shutil.rmtree(path, ignore_errors=True)
     try:
         return benchmark(args, scratch)

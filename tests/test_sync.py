@@ -54,3 +54,10 @@ def test_every_item_has_one_check_cell_with_its_points(aid: str) -> None:
     for item in items:
         assert cells[item.name].metadata.nbgrader.points == item.points
         assert cells[item.name].source == f'grader.check("{item.name}")'
+
+
+@pytest.mark.parametrize("aid", assignment_ids())
+def test_every_source_passes_the_checks_release_makes_before_writing(aid: str) -> None:
+    from autograder.release import source_problems
+
+    assert source_problems(KIT_ROOT, aid) == []
