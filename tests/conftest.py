@@ -18,7 +18,7 @@ from autograder.spec import Assignment, Case
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["postgres_server"]  # a throwaway PostgreSQL server: postgres_server, postgres_url
+pytest_plugins = ["postgres_server", "environments"]  # a throwaway PostgreSQL server; the kit installed elsewhere
 
 # A course requires the bubblewrap sandbox and refuses to grade without it (tested in test_sandbox).
 # CI installs bubblewrap and keeps that requirement; elsewhere the suite grades with what is there.
