@@ -26,7 +26,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.solution_directory = "solutions"
 # The gradebook: embedded SQLite beside this file by default. A shared one (several graders, a big
 # class) lives in PostgreSQL: set BACKPROP_KIT_DB_URL, or this line, to a SQLAlchemy URL such as
-# postgresql+psycopg://grader:password@db.example.org/backprop (driver: psycopg, pinned in requirements.txt).
+# postgresql+psycopg://grader:password@db.example.org/backprop (driver: psycopg, in backprop-kit[instructor]).
 c.CourseDirectory.db_url = os.environ.get("BACKPROP_KIT_DB_URL") or "sqlite:///" + os.path.join(ROOT, "gradebook.db")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
@@ -38,6 +38,10 @@ c.Execute.record_timing = False
 
 # Release notebooks: the answer stub students see in place of each solution region.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Feedback pages: nbgrader's own template and styles (it extends them), with the kit's items named in the
+# score index and its notes on how the notebook was graded (autograder/templates/backprop_feedback.html.j2).
+c.GenerateFeedback.exporter_class = "autograder.nbgrader_plugin.FeedbackExporter"
 
 # ---- Autograde: student code runs once, in the sandbox, never in an nbgrader kernel.
 c.Autograde.exporter_class = "autograder.nbgrader_plugin.LenientNotebookExporter"

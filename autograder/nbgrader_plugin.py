@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import nbformat
-from nbconvert.exporters import NotebookExporter
+from nbconvert.exporters import HTMLExporter, NotebookExporter
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
@@ -45,17 +45,35 @@ from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, DeduplicateIds, IgnorePattern,
                                     LimitOutput, NbGraderPreprocessor, OverwriteCells, OverwriteKernelspec,
                                     SaveAutoGrades)
-from traitlets import Bool, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode, default
 
 from .assignments import assignment_ids, load
 from .harness import ItemReport
 from .classgrade.plan import GradingPlan, recording_checksum, take_precomputed
 from .notebook_code import METADATA_KEY, assignment_of, grade_id, grading_cells, is_demonstration, is_test_cell
-from .samples import KIT_ROOT
+from .course_folder import KIT_ROOT
 from .sandbox import Limits, SandboxSource
 from .sandbox.isolation import LEVELS, ResourceLimits
 from .spec import Assignment
 from .static_review import review
+
+# The feedback page's template: a file that extends nbgrader's own feedback template.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FEEDBACK_TEMPLATE = "backprop_feedback.html.j2"
+
+
+class FeedbackExporter(HTMLExporter):
+    """``nbgrader generate_feedback``'s exporter (``c.GenerateFeedback.exporter_class``): nbgrader's
+    feedback page, with the kit's items named in its score index and its notes on how the notebook
+    was graded. Only for feedback: formgrader's own pages keep their templates."""
+
+    @default("template_file")
+    def _kit_template_file(self) -> str:
+        return FEEDBACK_TEMPLATE
+
+    @default("template_paths")
+    def _kit_template_paths(self) -> list[str]:
+        return [str(TEMPLATES), *self._template_paths()]
 
 PRIVATE_COURSE_PATHS = ("source", "solutions", "submitted", "autograded", "feedback", "release", "gradebook.db",
                         "tests", "nbgrader_config.py", "course_config.py", ".course_secret", "grades.csv")
