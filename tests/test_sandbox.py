@@ -258,3 +258,25 @@ def test_demonstrations_run_in_the_sandbox_only_when_the_course_asks(mlp: Assign
                                        rerun_demonstrations=True)
     assert sum(r.earned for r in reports) == mlp.total_points
     assert "fresh output of the demonstration" in source.cell_outputs[demo][0][0]["text"]
+
+
+def test_the_sandbox_runs_the_kit_the_grader_imported(tmp_path: Path) -> None:
+    """A kit imported from a folder on PYTHONPATH (a ``pip install --target`` folder, a checkout run
+    without installing) is the kit the sandboxed child runs, not one the interpreter finds on its own
+    (here: the checkout's editable install), and not none at all (``-I`` drops PYTHONPATH)."""
+    import shutil
+    import subprocess
+    import sys
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(Path(autograder.__file__).parent, elsewhere / "autograder",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    start_child = ("import subprocess, sys\n"
+                   "from autograder.sandbox.launch import kit_module_command\n"
+                   "sys.exit(subprocess.run(kit_module_command('autograder.sandbox.child', 'no-such-job')).returncode)")
+    env = dict(os.environ, PYTHONPATH=str(elsewhere))
+    done = subprocess.run([sys.executable, "-c", start_child], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0  # no job folder: the child's traceback names the file it ran
+    assert f"{elsewhere}/autograder/sandbox/child.py" in done.stderr, done.stderr[-2000:]
+    assert f"{Path(autograder.__file__).parent}/sandbox/child.py" not in done.stderr

@@ -123,6 +123,11 @@ def choose(required: str) -> Isolation:
     return Isolation(level=level, as_root=os.geteuid() == 0)
 
 
+# The folder that holds the autograder package (a checkout, site-packages, a --target folder): the
+# sandbox binds it and imports the kit from it, the same code as the grader's.
+KIT_IMPORT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def _bwrap_prefix(probe: bool = False) -> list[str]:
     as_root = os.geteuid() == 0
     # As root, no user namespace: bwrap builds the mounts with root's rights and setpriv drops to
@@ -135,7 +140,7 @@ def _bwrap_prefix(probe: bool = False) -> list[str]:
 
 def _needed_paths() -> list[str]:
     """What the child must read: the Python installation, the environment and the kit."""
-    kit = Path(__file__).resolve().parents[2]
+    kit = KIT_IMPORT_ROOT
     paths = {sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), str(kit),
              *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
     return sorted({os.path.realpath(p) for p in paths} | paths)

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .isolation import (SANDBOX_GID, SANDBOX_UID, Isolation, ResourceLimits, bwrap_command, namespaces_command,
-                        set_limits)
+from .isolation import (KIT_IMPORT_ROOT, SANDBOX_GID, SANDBOX_UID, Isolation, ResourceLimits, bwrap_command,
+                        namespaces_command, set_limits)
 
 PYTHON_FLAGS = ("-I", "-B", "-X", "faulthandler")
 INSIDE = Path("/tmp/job")  # where bubblewrap shows the shared folder to the sandbox
@@ -51,6 +51,16 @@ class Launcher(Protocol):
 
     def run_folder(self) -> Iterator[Path]: ...  # a context manager: a fresh run folder, removed after
     def start(self, run: Path) -> ChildHandle: ...
+
+
+def kit_module_command(module: str, *args: str) -> list[str]:
+    """``python -I -m module args``, with the kit imported from where this grader imported it. ``-I``
+    drops PYTHONPATH and the current folder, so a kit found through them (a checkout, a ``--target``
+    folder) would be missing in the sandbox, or another installed copy of the kit would run there."""
+    root = str(KIT_IMPORT_ROOT)
+    boot = (f"import runpy, sys\nif {root!r} not in sys.path: sys.path.insert(0, {root!r})\n"
+            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    return [sys.executable, *PYTHON_FLAGS, "-c", boot, *args]
 
 
 def child_env(home: str) -> dict[str, str]:
@@ -135,7 +145,7 @@ class ColdLauncher:
     def start(self, run: Path) -> ChildHandle:
         job = run / "job"
         inside = INSIDE if self.isolation.level == "bubblewrap" else job
-        python = [sys.executable, *PYTHON_FLAGS, "-m", "autograder.sandbox.child", str(inside)]
+        python = kit_module_command("autograder.sandbox.child", str(inside))
         home = str(inside / "home")
         with open(run / "child_log.txt", "w") as log:
             proc = subprocess.Popen(_wrap(self.isolation, job, self.hide, self.resources, python),
@@ -207,7 +217,7 @@ class ForkServer:
         replies_r, replies_w = os.pipe()
         private_tmp = self.isolation.level == "bubblewrap"
         inside = INSIDE if private_tmp else self.jobs
-        python = [sys.executable, *PYTHON_FLAGS, "-m", "autograder.sandbox.zygote", str(inside)]
+        python = kit_module_command("autograder.sandbox.zygote", str(inside))
         env = child_env("/tmp/zygote-home" if private_tmp else str(self.private / "home"))
         if not self.one_shot:
             env["BACKPROP_KIT_PRIVATE_SCRATCH"] = "1"  # the zygote empties /tmp between runs: only its own
