@@ -91,6 +91,7 @@ def installed_kit(tmp_path_factory: pytest.TempPathFactory, kit_wheel: Path) -> 
     target = tmp_path_factory.mktemp("site")
     run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
          "--target", str(target), str(kit_wheel)])
+    target.chmod(0o755)  # pytest makes it 0700: the sandbox's user must read the kit like any installed package
     return target
 
 

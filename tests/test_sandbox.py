@@ -260,23 +260,53 @@ def test_demonstrations_run_in_the_sandbox_only_when_the_course_asks(mlp: Assign
     assert "fresh output of the demonstration" in source.cell_outputs[demo][0][0]["text"]
 
 
-def test_the_sandbox_runs_the_kit_the_grader_imported(tmp_path: Path) -> None:
-    """A kit imported from a folder on PYTHONPATH (a ``pip install --target`` folder, a checkout run
-    without installing) is the kit the sandboxed child runs, not one the interpreter finds on its own
-    (here: the checkout's editable install), and not none at all (``-I`` drops PYTHONPATH)."""
+
+# Run with the kit copied to ELSEWHERE (first on PYTHONPATH): start the sandboxed child with no job to
+# do, so that its traceback names the child.py it ran.
+START_CHILD_IN_BWRAP = """
+import subprocess, sys, tempfile
+from pathlib import Path
+from autograder.sandbox.isolation import IsolationUnavailable, ResourceLimits, bwrap_command
+from autograder.sandbox.launch import kit_module_command
+try:
+    command = bwrap_command(Path(tempfile.mkdtemp()), [], ResourceLimits(),
+                            kit_module_command("autograder.sandbox.child", "/tmp/job/no-such-job"))
+except IsolationUnavailable as refused:
+    sys.exit(f"refused: {refused}")
+sys.exit(subprocess.run(command).returncode)
+"""
+
+
+def _start_child_from(elsewhere: Path) -> "subprocess.CompletedProcess[str]":
     import shutil
     import subprocess
     import sys
 
-    elsewhere = tmp_path / "elsewhere"
     shutil.copytree(Path(autograder.__file__).parent, elsewhere / "autograder",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    start_child = ("import subprocess, sys\n"
-                   "from autograder.sandbox.launch import kit_module_command\n"
-                   "sys.exit(subprocess.run(kit_module_command('autograder.sandbox.child', 'no-such-job')).returncode)")
-    env = dict(os.environ, PYTHONPATH=str(elsewhere))
-    done = subprocess.run([sys.executable, "-c", start_child], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode != 0  # no job folder: the child's traceback names the file it ran
+    return subprocess.run([sys.executable, "-c", START_CHILD_IN_BWRAP], env=dict(os.environ, PYTHONPATH=str(elsewhere)),
+                          cwd=elsewhere.parent, capture_output=True, text=True, timeout=120)
+
+
+@needs_bwrap
+def test_the_sandbox_runs_the_kit_the_grader_imported(tmp_path: Path) -> None:
+    """A kit imported from a folder on PYTHONPATH (a ``pip install --target`` folder, a checkout run
+    without installing), here under /tmp, which the sandbox replaces by its own, is the kit the
+    sandboxed child runs: not the copy the interpreter finds by itself (the checkout's editable
+    install), and not none at all (``-I`` drops PYTHONPATH)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    done = _start_child_from(elsewhere)
+    assert done.returncode != 0 and "refused" not in done.stderr, done.stderr[-2000:]
     assert f"{elsewhere}/autograder/sandbox/child.py" in done.stderr, done.stderr[-2000:]
     assert f"{Path(autograder.__file__).parent}/sandbox/child.py" not in done.stderr
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="unprivileged, the sandbox's user owns the grader's files")
+def test_a_kit_the_sandboxs_user_cannot_read_is_named_not_a_bare_import_error(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)  # what pytest's tmp_path and a private install folder look like
+    done = _start_child_from(elsewhere)
+    assert f"refused: the sandbox's user cannot enter {elsewhere} (mode 700)" in done.stderr, done.stderr[-2000:]
+    assert f"chmod o+rx {elsewhere}" in done.stderr

@@ -32,6 +32,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -154,6 +155,23 @@ def _mask(path: str) -> list[str]:
     return []
 
 
+def _require_readable_to_sandbox(wanted: list[str], made: set[str]) -> None:
+    """The sandbox's user (nobody) must enter every folder on the way to what the child imports: a
+    bind keeps a folder's mode, so a kit or environment in a 0700 folder would be there but closed,
+    and the child would fail with a bare ModuleNotFoundError. Say which folder instead."""
+    for path in wanted:
+        for folder in (Path(path), *Path(path).parents):
+            name = str(folder)
+            if name in made or not folder.is_dir():
+                continue
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                raise IsolationUnavailable(
+                    f"the sandbox's user cannot enter {name} (mode {stat.S_IMODE(mode):o}), and the sandboxed "
+                    f"code imports Python or the kit from {path}. Make it readable "
+                    f"(chmod o+rx {name}) or install the kit and its environment elsewhere. No grade was recorded.")
+
+
 def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: list[str]) -> list[str]:
     """The bwrap command line that runs ``python`` (a command in the sandbox) with ``job`` at /tmp/job."""
     as_root = os.geteuid() == 0
@@ -168,12 +186,16 @@ def bwrap_command(job: Path, hide: list[str], limits: ResourceLimits, python: li
     # read-only, with the folders between made traversable for the sandbox's uid (bwrap would make
     # them 0700, and the venv's python link would lead nowhere).
     wanted = [p for p in _needed_paths() if os.path.exists(p)]
+    made = {"/tmp", "/var/tmp", home}  # folders the sandbox makes itself, traversable
     for covered in {"/tmp", "/var/tmp", home}:
         needed = [p for p in wanted if p.startswith(covered + "/")]
         between = sorted({str(a) for p in needed for a in Path(p).parents if str(a).startswith(covered + "/")},
                          key=lambda a: a.count("/"))
+        made.update(between)
         cmd += [arg for a in between for arg in ("--perms", "0755", "--dir", a)]
         cmd += [arg for p in needed for arg in ("--ro-bind", p, p)]
+    if as_root:
+        _require_readable_to_sandbox(wanted, made)
     for path in hide:
         cmd += _mask(os.path.realpath(path))
     cmd += ["--bind", str(job), "/tmp/job", "--chdir", "/tmp/job"]
